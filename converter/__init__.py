@@ -1,0 +1,1 @@
+"""Keras to int8 TFLite, manifests, and packaging of the default catalogue."""

@@ -1,0 +1,121 @@
+"""Keras run -> full-integer int8 TFLite (+ float baseline) and the model manifest.
+
+    python -m converter.convert --run runs/default --pairs data/pairs/default --out assets/model
+
+Calibration windows come from the run's cached pairs, which the device frontend made.
+The model is exported with one named signature, "embed": "spectrogram" -> "embedding".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from device import frontend as fe
+from device import manifest as mf
+from device.embedder import INPUT_NAME, OUTPUT_NAME, SIGNATURE
+from training import config as cfg
+from training import pairs
+from training.batches import PairBatches
+
+MODEL_FILE = "model.tflite"
+
+
+def calibration_windows(pairs_dir: Path, train: cfg.TrainConfig, n_batches: int, seed: int) -> np.ndarray:
+    """float32 (n, frames, bins): normalised hum and recording windows from cached pairs."""
+    songs = pairs.load(sorted(pairs_dir.glob("shard_*.pkl"))[:4])
+    batches = PairBatches(songs, train, fe.FrontendConfig(), n_batches, seed, fixed=True)
+    return np.concatenate([batches[i][0] for i in range(n_batches)])
+
+
+def to_tflite(model: keras.Model, calibration: np.ndarray | None) -> bytes:
+    """TFLite flatbuffer; int8 inside and at the input and output when calibration is given."""
+    frames, bins = model.input_shape[1:]
+
+    def embed(spectrogram):
+        return {OUTPUT_NAME: model(spectrogram, training=False)}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(name=SIGNATURE, fn=embed, input_signature=[
+            tf.TensorSpec([None, frames, bins], tf.float32, name=INPUT_NAME)])
+        archive.write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[SIGNATURE])
+        if calibration is not None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ({INPUT_NAME: w[None]} for w in calibration)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        return converter.convert()
+
+
+def multiply_accumulates(model: keras.Model) -> int:
+    """Multiply-accumulates of one window through the conv and dense layers."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            _, h, w, _ = layer.output.shape
+            total += h * w * kh * kw * cin * cout
+        elif isinstance(layer, keras.layers.Dense):
+            total += int(np.prod(layer.kernel.shape))
+    return int(total)
+
+
+def convert(run_dir: Path, pairs_dir: Path, out_dir: Path, weights: str = "best.keras") -> dict:
+    """Writes out_dir/model.tflite and manifest.json; returns the manifest."""
+    data, train = cfg.load(run_dir / "config.json")
+    model = keras.models.load_model(run_dir / weights, compile=False)
+    calibration = calibration_windows(pairs_dir, train, n_batches=4, seed=99)
+    float_bytes = to_tflite(model, None)
+    int8_bytes = to_tflite(model, calibration)
+    (run_dir / "model_float.tflite").write_bytes(float_bytes)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MODEL_FILE).write_bytes(int8_bytes)
+    frontend = fe.FrontendConfig()
+    history = run_dir / "final_metrics.json"
+    manifest = {
+        "format": mf.MODEL_FORMAT,
+        "frontend": frontend.to_dict(),
+        "model": {
+            "file": MODEL_FILE,
+            "sha256": mf.sha256_of(out_dir / MODEL_FILE),
+            "embedding_dim": train.embedding_dim,
+            "input_shape": [frontend.window_frames, frontend.n_bins],
+            "quantization": "int8",
+            "parameters": int(model.count_params()),
+            "macs_per_window": multiply_accumulates(model),
+            "training_run": {
+                "name": train.name,
+                "weights": weights,
+                "config": json.loads((run_dir / "config.json").read_text()),
+                "final_metrics": json.loads(history.read_text()) if history.exists() else None,
+            },
+        },
+    }
+    mf.write(out_dir, manifest)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, type=Path)
+    parser.add_argument("--pairs", required=True, type=Path, help="cached pairs for calibration")
+    parser.add_argument("--out", required=True, type=Path, help="model directory to write")
+    parser.add_argument("--weights", default="best.keras", help="file in the run directory")
+    args = parser.parse_args(argv)
+    manifest = convert(args.run, args.pairs, args.out, args.weights)
+    print(json.dumps({k: v for k, v in manifest["model"].items() if k != "training_run"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

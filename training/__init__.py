@@ -1,0 +1,1 @@
+"""Training: melody corpora, rendering, hum synthesis, augmentation, Keras model, losses."""

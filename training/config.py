@@ -1,0 +1,96 @@
+"""Training configuration: frozen dataclasses with named presets, written beside each run."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """How training pairs are made.
+
+    Attributes:
+        excerpt_s: song seconds rendered and hummed per song (starting at a seeded
+            melody onset), bounding memory.
+        hums_per_song: synthetic hums per excerpt, each with its own voice, key and tempo.
+        essen_limit: music21 Essen folk songs to include (0 = none).
+        validation_fraction: fraction of training songs held out for validation (by song).
+        test_fraction: fraction of shippable catalogue songs held out of training for
+            the evaluation (never seen in training or validation).
+    """
+
+    excerpt_s: float = 45.0
+    hums_per_song: int = 2
+    essen_limit: int = 1500
+    validation_fraction: float = 0.05
+    test_fraction: float = 0.1
+    seed: int = 1234
+
+    @staticmethod
+    def default() -> "DataConfig":
+        return DataConfig()
+
+    @staticmethod
+    def smoke() -> "DataConfig":
+        return DataConfig(excerpt_s=12.0, hums_per_song=1, essen_limit=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Model, loss and optimisation.
+
+    Attributes:
+        embedding_dim: size of the L2-normalised output.
+        channels: convolution channels per block.
+        dense_units: hidden units before the embedding layer.
+        batch_pairs: (hum, recording) pairs per batch, each from a different song.
+        triplet_mining: "semi-hard" or "hard" negatives within the batch.
+        margin: triplet margin in cosine similarity.
+        confidence_weight: weight of the in-batch softmax ("confidence") loss.
+        temperature: softmax temperature of the confidence loss.
+        tempo_range: hum windows are time-scaled by a factor drawn from this range.
+        pitch_shift_bins: hum windows are shifted by up to this many frequency bins.
+        jitter_frames: recording windows are offset by up to this many frames from the
+            aligned position (half the catalogue hop: a query never aligns exactly).
+    """
+
+    name: str = "default"
+    seed: int = 7
+    embedding_dim: int = 64
+    channels: tuple[int, ...] = (16, 32, 64, 96)
+    dense_units: int = 256
+    batch_pairs: int = 48
+    steps_per_epoch: int = 150
+    epochs: int = 40
+    validation_batches: int = 20
+    learning_rate: float = 2e-3
+    triplet_mining: str = "semi-hard"
+    margin: float = 0.2
+    confidence_weight: float = 1.0
+    temperature: float = 0.1
+    tempo_range: tuple[float, float] = (0.8, 1.25)
+    pitch_shift_bins: int = 6
+    jitter_frames: int = 25
+
+    @staticmethod
+    def default() -> "TrainConfig":
+        return TrainConfig()
+
+    @staticmethod
+    def smoke() -> "TrainConfig":
+        """Seconds on a CPU: for tests."""
+        return TrainConfig(name="smoke", embedding_dim=16, channels=(4, 8, 8, 8), dense_units=16,
+                           batch_pairs=4, steps_per_epoch=3, epochs=2, validation_batches=1)
+
+
+def save(path: Path, data: DataConfig, train: TrainConfig) -> None:
+    path.write_text(json.dumps({"data": dataclasses.asdict(data), "train": dataclasses.asdict(train)},
+                               indent=2) + "\n")
+
+
+def load(path: Path) -> tuple[DataConfig, TrainConfig]:
+    raw = json.loads(Path(path).read_text())
+    train = dict(raw["train"], channels=tuple(raw["train"]["channels"]),
+                 tempo_range=tuple(raw["train"]["tempo_range"]))
+    return DataConfig(**raw["data"]), TrainConfig(**train)

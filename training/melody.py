@@ -1,0 +1,58 @@
+"""One melody representation for every corpus: notes in seconds, with chords or accompaniment."""
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Note:
+    """A note: MIDI pitch, onset and offset in seconds, MIDI velocity."""
+
+    pitch: int
+    start_s: float
+    end_s: float
+    velocity: int = 90
+
+
+@dataclasses.dataclass(frozen=True)
+class Chord:
+    """A chord symbol realised as MIDI pitches (root first), sounding from start_s to end_s."""
+
+    start_s: float
+    end_s: float
+    pitches: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Song:
+    """A melody with what accompanies it in its source.
+
+    Attributes:
+        song_id: unique across corpora, safe as a file stem, e.g. "pop909-001".
+        title, artist: for display; artist may be "" when unknown.
+        source: corpus name ("pop909", "openewld", "nottingham", "music21-essen", "written").
+        licence: the source's licence ("MIT", "public-domain", "GPL-3", ...).
+        shippable: whether audio and embeddings derived from it may go into assets/.
+        melody: the tune a person would hum, monophonic, sorted by onset.
+        accompaniment: the source's own accompaniment notes (POP909 piano track); may be empty.
+        chords: chord symbols from the source; may be empty.
+        beat_s: seconds per beat at the source tempo.
+        beats_per_bar: beats in a bar.
+    """
+
+    song_id: str
+    title: str
+    artist: str
+    source: str
+    licence: str
+    shippable: bool
+    melody: tuple[Note, ...]
+    accompaniment: tuple[Note, ...] = ()
+    chords: tuple[Chord, ...] = ()
+    beat_s: float = 0.5
+    beats_per_bar: int = 4
+
+    @property
+    def duration_s(self) -> float:
+        ends = [n.end_s for n in self.melody + self.accompaniment] + [c.end_s for c in self.chords]
+        return max(ends, default=0.0)

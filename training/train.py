@@ -1,0 +1,92 @@
+"""Train the embedding model on cached pairs, in the background, with checkpoints and resume.
+
+    python -m training.train --pairs data/pairs/default --run runs/default [--preset default]
+
+The run directory receives config.json (the resolved configuration), backup/ (resumable
+state: an interrupted run continues from its last epoch when started again), best.keras
+(lowest validation loss), history.csv and TensorBoard logs in tb/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from device.frontend import FrontendConfig
+from training import config as cfg
+from training import losses, pairs
+from training.batches import PairBatches
+from training.model import build_model
+
+
+def split_by_song(songs: list[pairs.SongPairs], fraction: float, seed: int):
+    """(train, validation): a song's pairs are all on one side, chosen by a stable hash."""
+    threshold = int(fraction * 10_000)
+    val = [s for s in songs if pairs.song_seed(s.song_id, seed) % 10_000 < threshold]
+    train = [s for s in songs if pairs.song_seed(s.song_id, seed) % 10_000 >= threshold]
+    return train, val
+
+
+def compile_model(model: keras.Model, train: cfg.TrainConfig) -> None:
+    def loss(y_true, y_pred):
+        del y_true  # the pairing is the batch layout
+        return (losses.triplet_loss(y_pred, train.margin, train.triplet_mining)
+                + train.confidence_weight * losses.confidence_loss(y_pred, train.temperature))
+
+    def top1(y_true, y_pred):
+        del y_true
+        return losses.batch_top1(y_pred)
+
+    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
+        train.learning_rate, train.steps_per_epoch * train.epochs, alpha=0.05)),
+        loss=loss, metrics=[top1])
+
+
+def run(pairs_dir: Path, run_dir: Path, data: cfg.DataConfig, train: cfg.TrainConfig) -> dict:
+    """Trains (or resumes) a run; returns the final validation metrics."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "config.json"
+    if config_path.exists() and cfg.load(config_path) != (data, train):
+        raise SystemExit(f"{run_dir} holds a run with another configuration; use a new --run")
+    cfg.save(config_path, data, train)
+    keras.utils.set_random_seed(train.seed)
+    frontend = FrontendConfig()
+    songs = pairs.load(sorted(pairs_dir.glob("shard_*.pkl")))
+    train_songs, val_songs = split_by_song(songs, data.validation_fraction, data.seed)
+    print(f"train: {len(train_songs)} songs, validation: {len(val_songs)} songs", file=sys.stderr)
+    train_batches = PairBatches(train_songs, train, frontend, train.steps_per_epoch, train.seed)
+    val_batches = PairBatches(val_songs, train, frontend, train.validation_batches, train.seed + 1, fixed=True)
+    model = build_model(frontend, train)
+    compile_model(model, train)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_loss", save_best_only=True),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "tb"), update_freq="epoch"),
+    ]
+    history = model.fit(train_batches, validation_data=val_batches, epochs=train.epochs,
+                        callbacks=callbacks, verbose=2)
+    model.save(run_dir / "last.keras")
+    final = {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}
+    (run_dir / "final_metrics.json").write_text(json.dumps(final, indent=2) + "\n")
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", required=True, type=Path, help="directory of pair shards")
+    parser.add_argument("--run", required=True, type=Path, help="run directory")
+    parser.add_argument("--preset", choices=("default", "smoke"), default="default")
+    args = parser.parse_args(argv)
+    data = getattr(cfg.DataConfig, args.preset)()
+    train = getattr(cfg.TrainConfig, args.preset)()
+    print(json.dumps(run(args.pairs, args.run, data, train)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

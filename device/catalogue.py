@@ -28,10 +28,10 @@ SONG_COLUMNS = ("song_id", "title", "artist", "first_item", "n_items", "duration
 class IndexConfig:
     """How catalogue recordings are cut and indexed."""
 
-    hop_frames: int = 50  # 1.0 s between catalogue windows
-    n_trees: int = 16
+    hop_frames: int = 100  # 2.0 s between catalogue windows
+    n_trees: int = 8
     metric: str = "angular"
-    search_k_factor: int = 4  # Annoy search_k = n_trees * top_k * factor
+    search_k_factor: int = 8  # Annoy search_k = n_trees * top_k * factor
 
 
 @dataclasses.dataclass(frozen=True)

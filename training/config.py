@@ -57,7 +57,7 @@ class TrainConfig:
 
     name: str = "default"
     seed: int = 7
-    embedding_dim: int = 64
+    embedding_dim: int = 32
     channels: tuple[int, ...] = (16, 32, 64, 96)
     dense_units: int = 256
     batch_pairs: int = 48
@@ -71,7 +71,7 @@ class TrainConfig:
     temperature: float = 0.1
     tempo_range: tuple[float, float] = (0.8, 1.25)
     pitch_shift_bins: int = 6
-    jitter_frames: int = 25
+    jitter_frames: int = 50
 
     @staticmethod
     def default() -> "TrainConfig":
@@ -81,7 +81,7 @@ class TrainConfig:
     def smoke() -> "TrainConfig":
         """Seconds on a CPU: for tests."""
         return TrainConfig(name="smoke", embedding_dim=16, channels=(4, 8, 8, 8), dense_units=16,
-                           batch_pairs=4, steps_per_epoch=3, epochs=2, validation_batches=1)
+                           batch_pairs=2, steps_per_epoch=3, epochs=2, validation_batches=1)
 
 
 def save(path: Path, data: DataConfig, train: TrainConfig) -> None:

@@ -8,7 +8,8 @@ is cut at the next onset). Times are seconds at the source tempo.
 Scores (OpenEWLD, Nottingham, Essen, the written tunes) share one conversion,
 `_score_to_song`: a pickup bar is padded to a full bar, so bar lines fall on multiples
 of `beats_per_bar * beat_s`; chord symbols become `Chord`s (root in octave 3, the other
-chord tones stacked above it within an octave) that last until the next symbol.
+chord tones stacked above it within an octave) that last until the next symbol. In ABC
+tunes a written accidental holds to the end of its bar, which music21 leaves undone.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def load_pop909(root: Path) -> list[Song]:
         root: the POP909 folder, holding `NNN.mid` and `songs.csv`.
 
     Returns:
-        Songs in song_id order, source "pop909", licence "MIT", shippable.
+        Songs in songs.csv order, source "pop909", licence "MIT", shippable.
     """
     songs = []
     with open(root / "songs.csv", encoding="utf-8-sig", newline="") as f:
@@ -125,9 +126,6 @@ def load_openewld(root: Path) -> list[Song]:
 def load_nottingham(root: Path) -> list[Song]:
     """Reads the Nottingham folk tunes, `ABC_cleaned/*.abc` with many tunes per file.
 
-    Repeats are not expanded: music21's ABC repeat expansion replays whole tunes
-    wrongly (e.g. AABB AABB for a tune with two repeated parts).
-
     Args:
         root: the Nottingham folder, holding `ABC_cleaned/`.
 
@@ -138,19 +136,9 @@ def load_nottingham(root: Path) -> list[Song]:
     songs = []
     used_ids: set[str] = set()
     for path in sorted((root / "ABC_cleaned").glob("*.abc")):
-        for number, score in _abc_tunes(path):
-            song = _score_to_song(
-                score,
-                song_id=_unique_id(f"nottingham-{_safe_stem(path.stem)}-{number}", used_ids),
-                title=score.metadata.title or "",
-                artist="",
-                source="nottingham",
-                licence="GPL-3",
-                shippable=False,
-                expand_repeats=False,
-            )
-            if song is not None:
-                songs.append(song)
+        songs.extend(_abc_songs(
+            path, f"nottingham-{_safe_stem(path.stem)}", used_ids, artist="",
+            source="nottingham", licence="GPL-3", shippable=False))
     return songs
 
 
@@ -166,23 +154,16 @@ def load_music21_essen(limit: int | None = None) -> list[Song]:
     """
     songs: list[Song] = []
     used_ids: set[str] = set()
+    if limit is not None and limit <= 0:
+        return songs
     for path in sorted(Path(p) for p in music21.corpus.getComposer("essenFolksong")):
-        for number, score in _abc_tunes(path):
+        for song in _abc_songs(
+                path, f"essen-{_safe_stem(path.stem)}", used_ids, artist="",
+                source="music21-essen", licence="public-domain", shippable=False,
+                with_chords=False):
+            songs.append(song)
             if limit is not None and len(songs) >= limit:
                 return songs
-            song = _score_to_song(
-                score,
-                song_id=_unique_id(f"essen-{_safe_stem(path.stem)}-{number}", used_ids),
-                title=score.metadata.title or "",
-                artist="",
-                source="music21-essen",
-                licence="public-domain",
-                shippable=False,
-                expand_repeats=False,
-                with_chords=False,
-            )
-            if song is not None:
-                songs.append(song)
     return songs
 
 
@@ -224,11 +205,14 @@ def _written_tune_specs() -> tuple[_WrittenTune, ...]:
                   "C:4 F:2 C:2 F:2 C:2 G:2 C:2")),
         _WrittenTune(
             "ode-to-joy", "Ode to Joy", "Ludwig van Beethoven",
-            _tune("E4:1 E4:1 F4:1 G4:1  G4:1 F4:1 E4:1 D4:1  C4:1 C4:1 D4:1 E4:1  E4:1.5 D4:0.5 D4:2 "
-                  "E4:1 E4:1 F4:1 G4:1  G4:1 F4:1 E4:1 D4:1  C4:1 C4:1 D4:1 E4:1  D4:1.5 C4:0.5 C4:2 "
-                  "D4:1 D4:1 E4:1 C4:1  D4:1 E4:0.5 F4:0.5 E4:1 C4:1  "
+            _tune("E4:1 E4:1 F4:1 G4:1  G4:1 F4:1 E4:1 D4:1  C4:1 C4:1 D4:1 E4:1 "
+                  "E4:1.5 D4:0.5 D4:2 "
+                  "E4:1 E4:1 F4:1 G4:1  G4:1 F4:1 E4:1 D4:1  C4:1 C4:1 D4:1 E4:1 "
+                  "D4:1.5 C4:0.5 C4:2 "
+                  "D4:1 D4:1 E4:1 C4:1  D4:1 E4:0.5 F4:0.5 E4:1 C4:1 "
                   "D4:1 E4:0.5 F4:0.5 E4:1 D4:1  C4:1 D4:1 G3:2 "
-                  "E4:1 E4:1 F4:1 G4:1  G4:1 F4:1 E4:1 D4:1  C4:1 C4:1 D4:1 E4:1  D4:1.5 C4:0.5 C4:2"),
+                  "E4:1 E4:1 F4:1 G4:1  G4:1 F4:1 E4:1 D4:1  C4:1 C4:1 D4:1 E4:1 "
+                  "D4:1.5 C4:0.5 C4:2"),
             _tune("C:4 G:4 C:4 G:4 C:4 G:4 C:4 G:2 C:2 "
                   "G:2 C:2 G:2 C:2 G:2 C:2 C:2 G:2 C:4 G:4 C:4 G:2 C:2")),
         _WrittenTune(
@@ -294,13 +278,15 @@ def written_tunes() -> list[Song]:
 
 def _score_to_song(score: music21.stream.Stream, *, song_id: str, title: str,
                    artist: str, source: str, licence: str, shippable: bool,
-                   expand_repeats: bool, with_chords: bool = True) -> Song | None:
+                   expand_repeats: bool, with_chords: bool = True,
+                   carry_accidentals: bool = False) -> Song | None:
     """Converts one music21 score (melody in its first part) into a Song.
 
     Args:
         score: a parsed score; its first part (or itself, without parts) is the melody.
         expand_repeats: expand repeat signs when music21 manages to.
         with_chords: read the chord symbols.
+        carry_accidentals: apply written accidentals to the rest of their bar (ABC).
 
     Returns:
         The Song, or None when the melody has fewer than MIN_MELODY_NOTES notes.
@@ -312,6 +298,8 @@ def _score_to_song(score: music21.stream.Stream, *, song_id: str, title: str,
             part = part.expandRepeats()
         except Exception:  # music21's repeat expander fails in many ways on odd scores
             pass  # read the score as written
+    if carry_accidentals:
+        _carry_accidentals(part)
     quarter_s = 60.0 / _quarter_bpm(score)
     time_signature = next(iter(part.recurse().getElementsByClass(music21.meter.TimeSignature)),
                           None)
@@ -380,6 +368,20 @@ def _chord_pitches(symbol: harmony.ChordSymbol) -> tuple[int, ...]:
     return (root, *above)
 
 
+def _carry_accidentals(part: music21.stream.Stream) -> None:
+    """Extends each written accidental to later notes of the same step and octave in its
+    bar, in place: ABC says so, but music21's ABC reader applies it to one note only."""
+    for measure in part.getElementsByClass(music21.stream.Measure):
+        carried: dict[tuple[str, int], float] = {}
+        for note in measure.recurse().getElementsByClass(music21.note.Note):
+            key = (note.pitch.step, note.pitch.octave)
+            accidental = note.pitch.accidental
+            if accidental is not None and accidental.displayStatus:
+                carried[key] = accidental.alter
+            elif key in carried:
+                note.pitch.accidental = music21.pitch.Accidental(carried[key])
+
+
 def _pickup_padding_ql(part: music21.stream.Stream, bar_ql: float) -> float:
     """Quarter lengths missing from a short first bar (a pickup), else 0."""
     first = next(iter(part.getElementsByClass(music21.stream.Measure)), None)
@@ -399,11 +401,20 @@ def _quarter_bpm(score: music21.stream.Stream) -> float:
     return DEFAULT_QUARTER_BPM
 
 
-def _abc_tunes(path: Path) -> Iterator[tuple[str, music21.stream.Score]]:
-    """Parses an ABC file tune by tune, skipping tunes music21 cannot read.
+def _abc_songs(path: Path, id_prefix: str, used_ids: set[str], **fields) -> Iterator[Song]:
+    """Reads an ABC file tune by tune (lazily), skipping tunes music21 cannot read.
+
+    Repeats are not expanded: music21's ABC repeat expansion replays whole tunes
+    wrongly (e.g. AABB AABB for a tune with two repeated parts).
+
+    Args:
+        path: an ABC file; text before the first X: field is a header for every tune.
+        id_prefix: song ids are "<id_prefix>-<X number>", made unique against used_ids.
+        used_ids: ids taken so far; the new ones are added.
+        fields: `_score_to_song` arguments besides song_id, title and the ABC ones.
 
     Yields:
-        (X number, score) per readable tune.
+        One Song per readable tune with enough notes, titled from its T: field.
     """
     text = path.read_text(encoding="utf-8", errors="replace")
     header, *tunes = re.split(r"(?m)^(?=X:)", text)
@@ -411,10 +422,15 @@ def _abc_tunes(path: Path) -> Iterator[tuple[str, music21.stream.Score]]:
         number = re.match(r"X:\s*(\S*)", tune).group(1)
         try:
             score = music21.converter.parse(header + tune, format="abc")
+            song = _score_to_song(
+                score, song_id=_unique_id(f"{id_prefix}-{number}", used_ids),
+                title=score.metadata.title or "", expand_repeats=False,
+                carry_accidentals=True, **fields)
         except Exception as error:  # music21 raises many types for malformed tunes
             logger.warning("skipping %s X:%s: %s", path, number, error)
             continue
-        yield number, score
+        if song is not None:
+            yield song
 
 
 def _monophonic(notes: Iterable[Note]) -> tuple[Note, ...]:

@@ -108,9 +108,11 @@ class HumStyle:
         voice: one of VOICES: "hum" (closed-mouth "mmm"), "la", "da", "oo" (sung
             syllables) or "whistle".
         transpose_semitones: key change applied to every note, before octave placement.
-        f0_median_midi: the register: the transposed tune moves by whole octaves so that
-            its median pitch lands nearest this MIDI value (male voices 47-54, i.e.
-            123-185 Hz; female 59-66, 247-370 Hz; whistle 81-90, 880-1480 Hz).
+        f0_centre_midi: the register: the transposed tune moves by whole octaves so that
+            its centre (halfway between the 5th and 95th percentiles of its pitches) lands
+            nearest this MIDI value. `sample` draws 49-53 for male voices, 60-65 for
+            female ones and 83-89 for whistles, so centres fall within 6 semitones of
+            that: about 100-250 Hz, 180-500 Hz and 700-2000 Hz.
         formant_scale: multiplies formant centres and bandwidths (about 1 for male
             voices, 1.1-1.2 for female ones).
         tempo_factor: song seconds per hum second: hum duration = song duration /
@@ -135,7 +137,7 @@ class HumStyle:
 
     voice: str
     transpose_semitones: float
-    f0_median_midi: float
+    f0_centre_midi: float
     formant_scale: float
     tempo_factor: float
     lead_in_s: float
@@ -163,21 +165,21 @@ class HumStyle:
         """Draws plausible amateur choices: any key, tempo 0.8-1.25, imperfect pitch."""
         voice = str(rng.choice(VOICES, p=_VOICE_PROBABILITIES))
         if voice == "whistle":
-            f0_median_midi = rng.uniform(81.0, 90.0)
+            f0_centre_midi = rng.uniform(83.0, 89.0)
             formant_scale = 1.0
             breath_level = rng.uniform(0.05, 0.2)
         elif rng.random() < 0.5:  # female
-            f0_median_midi = rng.uniform(59.0, 66.0)
+            f0_centre_midi = rng.uniform(60.0, 65.0)
             formant_scale = rng.uniform(1.1, 1.2)
             breath_level = rng.uniform(0.01, 0.06)
         else:
-            f0_median_midi = rng.uniform(47.0, 54.0)
+            f0_centre_midi = rng.uniform(49.0, 53.0)
             formant_scale = rng.uniform(0.95, 1.05)
             breath_level = rng.uniform(0.01, 0.06)
         return cls(
             voice=voice,
             transpose_semitones=rng.uniform(-6.0, 6.0),
-            f0_median_midi=f0_median_midi,
+            f0_centre_midi=f0_centre_midi,
             formant_scale=formant_scale,
             tempo_factor=float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))),
             lead_in_s=rng.uniform(0.1, 0.5),
@@ -270,23 +272,24 @@ def synthesize_hum(notes: Sequence[Note], style: HumStyle, sample_rate_hz: int,
     gaps = style.articulation_gap_s * rng.uniform(0.5, 1.5, count) + timbre.closure_s
     breath_gaps = rng.uniform(0.15, 0.3, count)
     breath_after = style.breath_every_s * rng.uniform(0.7, 1.3, count)
-    since_breath = 0.0
-    for i in range(count):
-        since_breath += next_onsets[i] - onsets[i] if i + 1 < count else 0.0
-        if next_onsets[i] - (onsets[i] + sounded[i]) > 0.15:
-            since_breath = 0.0
-        elif since_breath > breath_after[i]:
+    sung_s = 0.0  # singing since the last rest or breath
+    for i in range(count - 1):
+        sung_s += next_onsets[i] - onsets[i]
+        if next_onsets[i] - onsets[i] - sounded[i] > 0.15:  # a rest is breath enough
+            sung_s = 0.0
+        elif sung_s > breath_after[i]:
             gaps[i] += breath_gaps[i]
-            since_breath = 0.0
+            sung_s = 0.0
     ends = onsets + np.maximum(sounded - gaps, 0.6 * sounded)
 
-    pitch_offset = _pitch_offset(np.array([n.pitch for n in notes], dtype=np.float64), style)
-    note_midi = (np.array([n.pitch for n in notes], dtype=np.float64) + pitch_offset
-                 + rng.normal(0.0, style.intonation_sd_semitones, count))
+    pitches = np.array([n.pitch for n in notes], dtype=np.float64)
+    pitch_offset = _pitch_offset(pitches, style)
+    note_midi = pitches + pitch_offset + rng.normal(0.0, style.intonation_sd_semitones, count)
 
     last_end = onsets[-1] + duration[-1]
     total_s = max(last_end, ends[-1] + style.release_s) + rng.uniform(0.2, 0.4)
     n_samples = int(np.ceil(total_s * sample_rate_hz))
+    total_s = n_samples / sample_rate_hz
     t = np.arange(n_samples) / sample_rate_hz
     current = np.maximum(np.searchsorted(onsets, t, side="right") - 1, 0)
     midi = note_midi[current]
@@ -367,9 +370,9 @@ def pitch_track_hum(f0_midi: np.ndarray, frame_rate_hz: float, style: HumStyle,
 
 def _pitch_offset(pitches_midi: np.ndarray, style: HumStyle) -> float:
     """Semitones added to every pitch: the transposition plus the octaves that bring the
-    median of the transposed pitches nearest the style's register."""
-    median = float(np.median(pitches_midi)) + style.transpose_semitones
-    return style.transpose_semitones + 12.0 * round((style.f0_median_midi - median) / 12.0)
+    centre of the transposed pitches nearest the style's register."""
+    centre = float(np.mean(np.percentile(pitches_midi, [5.0, 95.0]))) + style.transpose_semitones
+    return style.transpose_semitones + 12.0 * round((style.f0_centre_midi - centre) / 12.0)
 
 
 def _smooth_noise(n_samples: int, sample_rate_hz: int, bandwidth_hz: float,
@@ -500,7 +503,8 @@ def _render(f0_hz: np.ndarray, amplitude: np.ndarray, onsets_s: np.ndarray, styl
     n_blocks = -(-n // block)
     padded = n_blocks * block
     f0 = np.pad(f0_hz, (0, padded - n), mode="edge")
-    phase = (2.0 * np.pi * np.cumsum(f0) / sample_rate_hz + rng.uniform(0.0, 2.0 * np.pi)) % (2.0 * np.pi)
+    phase = 2.0 * np.pi * np.cumsum(f0) / sample_rate_hz + rng.uniform(0.0, 2.0 * np.pi)
+    phase %= 2.0 * np.pi
 
     # Harmonic gains at block boundaries (n_blocks + 1 of them).
     boundary_t = np.arange(n_blocks + 1) * block / sample_rate_hz
@@ -526,7 +530,8 @@ def _render(f0_hz: np.ndarray, amplitude: np.ndarray, onsets_s: np.ndarray, styl
     gains = gains[:, :audible[-1] + 1].astype(np.float32) if audible.size else gains[:, :0]
 
     # Only blocks where the voice sounds are synthesized.
-    active = np.flatnonzero(np.pad(amplitude, (0, padded - n)).reshape(n_blocks, block).max(axis=1) > 0)
+    block_peaks = np.pad(amplitude, (0, padded - n)).reshape(n_blocks, block).max(axis=1)
+    active = np.flatnonzero(block_peaks > 0)
     block_phase = phase.reshape(n_blocks, block)[active]
     start_gain, gain_step = gains[active], gains[active + 1] - gains[active]
     previous = np.zeros(block_phase.shape, dtype=np.float32)
@@ -560,7 +565,8 @@ def _render(f0_hz: np.ndarray, amplitude: np.ndarray, onsets_s: np.ndarray, styl
             a = int(onset * sample_rate_hz)
             span = decay[:max(n - a, 0)]
             burst[a:a + span.size] = span
-        voice += timbre.burst_level * burst * _band_noise(n, timbre.burst_band_hz, sample_rate_hz, rng)
+        noise = _band_noise(n, timbre.burst_band_hz, sample_rate_hz, rng)
+        voice += timbre.burst_level * burst * noise
 
     # An inhalation in every rest longer than 0.3 s, ending just before the voice returns.
     silent = np.concatenate([[0], (amplitude < _SILENCE).astype(np.int8), [0]])
@@ -575,7 +581,8 @@ def _render(f0_hz: np.ndarray, amplitude: np.ndarray, onsets_s: np.ndarray, styl
         inhale[stop - length:stop] = rng.uniform(0.5, 1.5) * np.sin(
             np.pi * np.arange(length) / length) ** 2
     if inhale.any():
-        voice += 2.0 * style.breath_level * inhale * _band_noise(n, (400.0, 3000.0), sample_rate_hz, rng)
+        noise = _band_noise(n, (400.0, 3000.0), sample_rate_hz, rng)
+        voice += 2.0 * style.breath_level * inhale * noise
 
     peak = max(float(np.max(np.abs(voice))), 1e-9)
     voice += peak * 10.0 ** (style.hiss_db / 20.0) * rng.standard_normal(n)

@@ -1,0 +1,145 @@
+"""Accuracy of the shipped pipeline (int8 model, Annoy catalogue, matcher) on seeded queries.
+
+    python -m benchmarks.evaluate --shared-data ../shared/data --out benchmarks/results
+
+(a) synthetic: hums (any voice, key, tempo) of songs held out of training, 5-15 s from a
+    random point of the melody, against the default catalogue.
+(b) mir1k: the real voice (right channel) of each mir1k-dev clip, transposed by a random
+    +-3 semitones and time-stretched by +-10%, against the default catalogue extended with
+    the mixed clips (both channels); the right answer is the clip itself.
+Writes one CSV row per query (with a header) and a summary JSON; prints the summary.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from device import assets, indexing
+from device.audio import load_audio, resample, to_mono
+from device.catalogue import Catalogue
+from device.recognizer import Recognizer
+from training.augment import transpose_and_stretch
+from training.config import DataConfig
+from training.hum import HumStyle, synthesize_hum
+from training.pairs import is_test_song
+from converter.package import catalogue_songs
+
+FIELDS = ("set", "query", "truth", "rank", "top1", "score", "decision", "seconds", "time_ms")
+
+
+def rank_of(truth: str, result) -> int:
+    """1-based rank of the right song among the returned matches; 0 if absent."""
+    ids = [m.song_id for m in result.matches]
+    return ids.index(truth) + 1 if truth in ids else 0
+
+
+def row(set_name: str, query: str, truth: str, result, seconds: float, elapsed_s: float) -> dict:
+    return {"set": set_name, "query": query, "truth": truth, "rank": rank_of(truth, result),
+            "top1": result.matches[0].song_id if result.matches else "",
+            "score": round(result.matches[0].score, 4) if result.matches else 0.0,
+            "decision": result.decision, "seconds": round(seconds, 2), "time_ms": round(elapsed_s * 1000, 1)}
+
+
+def synthetic_queries(shared_data: Path, recognizer: Recognizer, n: int, seed: int) -> list[dict]:
+    """(a): hums of held-out catalogue songs."""
+    data = DataConfig.default()
+    songs = [s for s in catalogue_songs(shared_data) if is_test_song(s, data)]
+    rng = np.random.default_rng(seed)
+    rate = recognizer.frontend.sample_rate_hz
+    rows = []
+    for song in [songs[i] for i in rng.permutation(len(songs))[:n]]:
+        seconds = float(rng.uniform(5.0, 15.0))
+        onsets = np.array([note.start_s for note in song.melody])
+        first = int(rng.integers(max(1, int(np.searchsorted(onsets, onsets[-1] - seconds)))))
+        notes = [x for x in song.melody[first:] if x.start_s < onsets[first] + seconds]
+        hum = synthesize_hum(notes, HumStyle.sample(rng), rate, rng)
+        started = time.perf_counter()
+        result = recognizer.identify(hum.audio)
+        rows.append(row("synthetic", f"{song.song_id}@{onsets[first]:.1f}", song.song_id, result,
+                        hum.audio.size / rate, time.perf_counter() - started))
+    return rows
+
+
+def mir1k_queries(shared_data: Path, base: Catalogue, work: Path, seed: int) -> tuple[list[dict], Catalogue]:
+    """(b): real voices against the default catalogue plus the mixed clips."""
+    clips = sorted((shared_data / "mir1k-dev" / "audio").glob("*.flac"))
+    rate = base.frontend.sample_rate_hz
+    mixed_dir = work / "mir1k_mixed"
+    mixed_dir.mkdir(parents=True, exist_ok=True)
+    for clip in clips:
+        stereo, clip_rate = soundfile.read(clip, dtype="float32", always_2d=True)
+        soundfile.write(mixed_dir / f"{clip.stem}.wav", to_mono(stereo), clip_rate)
+    indexing.build(mixed_dir, work / "catalogue", None, base=base, log=lambda line: None)
+    catalogue = Catalogue(work / "catalogue")
+    recognizer = Recognizer(catalogue)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for clip in clips:
+        stereo, clip_rate = soundfile.read(clip, dtype="float32", always_2d=True)
+        voice = resample(stereo[:, 1], clip_rate, rate)
+        semitones, tempo = float(rng.uniform(-3, 3)), float(rng.uniform(0.9, 1.1))
+        query = transpose_and_stretch(voice, rate, semitones, tempo)
+        started = time.perf_counter()
+        result = recognizer.identify(query)
+        rows.append(row("mir1k", f"{clip.stem} {semitones:+.1f}st x{tempo:.2f}", clip.stem, result,
+                        query.size / rate, time.perf_counter() - started))
+    return rows, catalogue
+
+
+def summarise(rows: list[dict]) -> dict:
+    ranks = np.array([r["rank"] for r in rows])
+    return {"queries": len(rows),
+            "top1": round(float(np.mean(ranks == 1)), 4),
+            "top10": round(float(np.mean((ranks >= 1) & (ranks <= 10))), 4),
+            "mrr": round(float(np.mean(np.where(ranks > 0, 1.0 / np.maximum(ranks, 1), 0.0))), 4),
+            "match_decisions": round(float(np.mean([r["decision"] == "match" for r in rows])), 4),
+            "correct_matches": round(float(np.mean([r["decision"] == "match" and r["rank"] == 1
+                                                    for r in rows])), 4),
+            "median_query_s": round(float(np.median([r["seconds"] for r in rows])), 2),
+            "median_time_ms": round(float(np.median([r["time_ms"] for r in rows])), 1),
+            "p90_time_ms": round(float(np.percentile([r["time_ms"] for r in rows], 90)), 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared-data", type=Path, required=True)
+    parser.add_argument("--index", type=Path, default=assets.default_catalogue_dir())
+    parser.add_argument("--out", type=Path, required=True, help="directory for the CSV and summary")
+    parser.add_argument("--synthetic", type=int, default=100, help="synthetic queries")
+    parser.add_argument("--seed", type=int, default=2026)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    base = Catalogue(args.index)
+    rows = synthetic_queries(args.shared_data, Recognizer(base), args.synthetic, args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        mir_rows, extended = mir1k_queries(args.shared_data, base, Path(tmp), args.seed)
+        extended_items = extended.n_items
+    rows += mir_rows
+    with open(args.out / "evaluation.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    model_path, index_path = base.model_path, base.directory / base.manifest["index"]["file"]
+    summary = {
+        "synthetic": summarise([r for r in rows if r["set"] == "synthetic"]),
+        "mir1k": summarise([r for r in rows if r["set"] == "mir1k"]),
+        "catalogue_songs": len(base.songs), "catalogue_items": base.n_items,
+        "mir1k_catalogue_items": extended_items,
+        "model_bytes": model_path.stat().st_size, "index_bytes": index_path.stat().st_size,
+        "embedder_backend": Recognizer(base).embedder.backend,
+    }
+    (args.out / "evaluation_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

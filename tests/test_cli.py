@@ -1,0 +1,159 @@
+"""The CLI contracts, end to end, on the shipped assets and on catalogues built here."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from device import assets, manifest
+from device.frontend import FrontendConfig
+
+RATE = FrontendConfig().sample_rate_hz
+
+
+def hum_search(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "device.cli", *args], capture_output=True, text=True)
+
+
+def written_hum(tmp_path: Path, song_id: str, seed: int) -> Path:
+    from training import corpora
+    from training.hum import HumStyle, synthesize_hum
+    song = next(s for s in corpora.written_tunes() if s.song_id == song_id)
+    rng = np.random.default_rng(seed)
+    hum = synthesize_hum(song.melody, HumStyle.sample(rng), RATE, rng)
+    path = tmp_path / f"{song_id}-{seed}.wav"
+    soundfile.write(path, hum.audio, RATE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def written_catalogue(tmp_path_factory) -> Path:
+    """A catalogue of the written-out tunes, rendered with FluidSynth and built by the CLI."""
+    from training import corpora
+    from training.render import Renderer, find_soundfonts
+    audio_dir = tmp_path_factory.mktemp("written_audio")
+    songs = corpora.written_tunes()
+    with Renderer(find_soundfonts()[0], RATE) as renderer:
+        for song in songs:
+            soundfile.write(audio_dir / f"{song.song_id}.flac", renderer.render(song, seed=3), RATE)
+    with open(audio_dir / "meta.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["song_id", "title", "artist"])
+        writer.writerows([[s.song_id, s.title.upper(), "Trad."] for s in songs])
+    out = tmp_path_factory.mktemp("catalogues") / "written"
+    result = hum_search("index", "build", str(audio_dir), "--out", str(out), "--metadata", str(audio_dir / "meta.csv"))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_info_prints_the_manifest():
+    result = hum_search("info")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["frontend"] == FrontendConfig().to_dict()
+    assert info["index"]["metric"] == "angular"
+    assert info["songs"]["count"] >= 1000
+
+
+def test_identify_json_contract_on_the_demo_hums():
+    demos = sorted(assets.demo_dir().glob("*.wav"))
+    assert 3 <= len(demos) <= 5
+    result = hum_search("identify", *map(str, demos), "--json", "--top", "3")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["file"] for line in lines] == [str(d) for d in demos]
+    for line in lines:
+        assert set(line) == {"file", "decision", "matches", "timing_ms"}
+        assert line["decision"] in ("match", "no_match")
+        assert 1 <= len(line["matches"]) <= 3
+        assert set(line["matches"][0]) == {"song_id", "title", "artist", "score", "offset_s"}
+        scores = [m["score"] for m in line["matches"]]
+        assert scores == sorted(scores, reverse=True)
+    # each demo file is named after its song; the shipped model must find it first
+    for demo, line in zip(demos, lines):
+        assert line["matches"][0]["song_id"].split("-", 1)[1].lower().replace("_", "-") in demo.stem
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_a_synthesized_hum_of_a_catalogue_song_is_identified(tmp_path, seed):
+    query = written_hum(tmp_path, "written-twinkle-twinkle", seed)
+    result = hum_search("identify", str(query), "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["matches"][0]["song_id"] == "written-twinkle-twinkle"
+    assert answer["decision"] == "match"
+
+
+def test_bad_files_get_one_line_errors_and_no_match(tmp_path):
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"RIFF nonsense")
+    result = hum_search("identify", str(garbage), str(tmp_path / "missing.flac"), "--json")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 2
+    assert [json.loads(l)["decision"] for l in result.stdout.splitlines()] == ["no_match", "no_match"]
+
+
+def test_silence_is_no_match(tmp_path):
+    path = tmp_path / "silence.wav"
+    soundfile.write(path, np.zeros(RATE * 8, np.float32), RATE)
+    answer = json.loads(hum_search("identify", str(path), "--json").stdout)
+    assert answer["decision"] == "no_match"
+
+
+def test_built_index_is_found_by_identify_index(tmp_path, written_catalogue):
+    query = written_hum(tmp_path, "written-ode-to-joy", seed=5)
+    result = hum_search("identify", str(query), "--index", str(written_catalogue), "--json")
+    assert result.returncode == 0, result.stderr
+    best = json.loads(result.stdout)["matches"][0]
+    assert best["song_id"] == "written-ode-to-joy"
+    assert best["title"] == "ODE TO JOY" and best["artist"] == "Trad."  # from the metadata CSV
+
+
+def test_index_add_keeps_what_was_there(tmp_path, written_catalogue):
+    catalogue = tmp_path / "cat"
+    shutil.copytree(written_catalogue, catalogue)
+    before = (catalogue / "songs.csv").read_text().splitlines()
+    new_dir = tmp_path / "new"
+    new_dir.mkdir()
+    t = np.arange(RATE * 6) / RATE
+    soundfile.write(new_dir / "a-tone.wav", (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), RATE)
+    assert hum_search("index", "add", str(new_dir), "--index", str(catalogue)).returncode == 0
+    after = (catalogue / "songs.csv").read_text().splitlines()
+    assert after[:len(before)] == before and after[-1].startswith("a-tone,a-tone,")
+    # a failed extension (nothing readable) leaves the catalogue byte for byte as it was
+    digest = manifest.sha256_of(catalogue / "index.ann")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "broken.wav").write_bytes(b"junk")
+    failed = hum_search("index", "add", str(empty), "--index", str(catalogue))
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    assert manifest.sha256_of(catalogue / "index.ann") == digest
+    assert hum_search("info", "--index", str(catalogue)).returncode == 0
+
+
+@pytest.mark.parametrize("tamper", ["frontend", "index_bytes", "missing_model"])
+def test_runtime_refuses_inconsistent_assets(tmp_path, written_catalogue, tamper):
+    catalogue = tmp_path / "cat"
+    shutil.copytree(written_catalogue, catalogue)
+    data = json.loads((catalogue / "manifest.json").read_text())
+    if tamper == "frontend":
+        data["frontend"]["hop_length_samples"] += 1
+        (catalogue / "manifest.json").write_text(json.dumps(data))
+    elif tamper == "index_bytes":
+        with open(catalogue / "index.ann", "r+b") as handle:
+            handle.seek(100)
+            handle.write(b"\x00\x01\x02\x03")
+    else:
+        (catalogue / "model.tflite").unlink()
+    result = hum_search("identify", str(written_hum(tmp_path, "written-twinkle-twinkle", 1)),
+                        "--index", str(catalogue))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

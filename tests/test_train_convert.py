@@ -1,0 +1,96 @@
+"""Training and conversion, each stage for real on a tiny scale: FluidSynth renders, hums,
+pairs, a Keras model trained for seconds, int8 TFLite read back by the device embedder."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow", reason="the training extra is not installed")
+
+from device import frontend as fe  # noqa: E402
+from device import manifest as mf  # noqa: E402
+from device.embedder import Embedder  # noqa: E402
+from training import corpora, losses, pairs  # noqa: E402
+from training.batches import PairBatches, shift_bins, stretch_frames  # noqa: E402
+from training.config import DataConfig, TrainConfig  # noqa: E402
+from training.render import Renderer, find_soundfonts  # noqa: E402
+
+FRONTEND = fe.FrontendConfig()
+
+
+@pytest.fixture(scope="module")
+def pairs_dir(tmp_path_factory):
+    data = DataConfig.smoke()
+    out = tmp_path_factory.mktemp("pairs")
+    with Renderer(find_soundfonts()[0], FRONTEND.sample_rate_hz) as renderer:
+        made = [pairs.make_song_pairs(s, renderer, data, FRONTEND) for s in corpora.written_tunes()]
+    with open(out / "shard_00000.pkl", "wb") as handle:
+        pickle.dump([m for m in made if m is not None], handle)
+    return out
+
+
+def test_pairs_are_aligned_in_time(pairs_dir):
+    songs = pairs.load([pairs_dir / "shard_00000.pkl"])
+    assert len(songs) >= 4
+    for song in songs:
+        assert song.recording_db.shape[1] == FRONTEND.n_bins
+        for hum, to_rec in zip(song.hums_db, song.hum_to_recording):
+            assert hum.shape[0] == to_rec.size
+            assert np.all(np.diff(to_rec) >= 0)
+            assert -50 < to_rec[0] < song.recording_db.shape[0] and to_rec[-1] > to_rec[0]
+
+
+def test_batches_hold_aligned_normalised_pairs(pairs_dir):
+    songs = pairs.load([pairs_dir / "shard_00000.pkl"])
+    config = TrainConfig.smoke()
+    batches = PairBatches(songs, config, FRONTEND, n_batches=2, seed=0)
+    x, _ = batches[0]
+    assert x.shape == (2 * config.batch_pairs, FRONTEND.window_frames, FRONTEND.n_bins)
+    assert x.min() >= 0 and np.allclose(x.max(axis=(1, 2)), 1.0)
+    np.testing.assert_array_equal(batches[0][0], x)  # same index, same batch (resumable)
+
+
+def test_augmentations_move_pitch_and_time():
+    spec = np.full((10, 8), -120.0, np.float32)
+    spec[:, 3] = 0.0
+    assert shift_bins(spec, 2)[:, 5].max() == 0.0 and shift_bins(spec, -3)[:, 0].max() == 0.0
+    ramp = np.arange(10, dtype=np.float32)[:, None] * np.ones((1, 8), np.float32)
+    np.testing.assert_allclose(stretch_frames(ramp, 19)[:, 0], np.linspace(0, 9, 19), atol=1e-5)
+
+
+def test_losses_prefer_matched_pairs():
+    import keras
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((6, 8)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    aligned = np.concatenate([q, q])
+    shuffled = np.concatenate([q, q[::-1]])
+    for fn in (lambda e: losses.triplet_loss(e, 0.2, "semi-hard"), lambda e: losses.triplet_loss(e, 0.2, "hard"),
+               lambda e: losses.confidence_loss(e, 0.1)):
+        assert float(keras.ops.convert_to_numpy(fn(aligned))) < float(keras.ops.convert_to_numpy(fn(shuffled)))
+    assert float(keras.ops.convert_to_numpy(losses.batch_top1(aligned))) == 1.0
+
+
+def test_train_then_convert_to_int8_read_by_the_device(pairs_dir, tmp_path):
+    import keras
+    from converter.convert import convert
+    from training.train import run
+    run_dir = tmp_path / "run"
+    metrics = run(pairs_dir, run_dir, DataConfig.smoke(), TrainConfig.smoke())
+    for name in ("config.json", "best.keras", "last.keras", "history.csv"):
+        assert (run_dir / name).is_file()
+    assert np.isfinite(metrics["loss"])
+    out = tmp_path / "model"
+    written = convert(run_dir, pairs_dir, out)
+    assert written["frontend"] == FRONTEND.to_dict()
+    assert mf.check_file(out, written["model"], "model").stat().st_size > 0
+    embedder = Embedder(out / "model.tflite")
+    assert embedder.backend == "ai-edge-litert" and embedder.embedding_dim == TrainConfig.smoke().embedding_dim
+    batches = PairBatches(pairs.load([pairs_dir / "shard_00000.pkl"]), TrainConfig.smoke(), FRONTEND, 1, seed=5)
+    x = batches[0][0]
+    int8 = embedder.embed(x)
+    reference = keras.ops.convert_to_numpy(keras.models.load_model(run_dir / "best.keras", compile=False)(x))
+    np.testing.assert_allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
+    assert np.mean(np.sum(int8 * reference, axis=1)) > 0.9  # int8 stays close to float

@@ -19,7 +19,7 @@ import keras
 
 from device import frontend as fe
 from device import manifest as mf
-from device.embedder import INPUT_NAME, OUTPUT_NAME, SIGNATURE
+from device.embedder import INPUT_NAME, OUTPUT_NAME, SIGNATURE, Embedder
 from training import config as cfg
 from training import pairs
 from training.batches import PairBatches
@@ -80,6 +80,9 @@ def convert(run_dir: Path, pairs_dir: Path, out_dir: Path, weights: str = "best.
     (run_dir / "model_float.tflite").write_bytes(float_bytes)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MODEL_FILE).write_bytes(int8_bytes)
+    check = calibration_windows(pairs_dir, train, n_batches=2, seed=123)  # not the calibration set
+    agreement = float(np.mean(np.sum(Embedder(out_dir / MODEL_FILE).embed(check)
+                                     * Embedder(run_dir / "model_float.tflite").embed(check), axis=1)))
     frontend = fe.FrontendConfig()
     history = run_dir / "final_metrics.json"
     manifest = {
@@ -93,6 +96,7 @@ def convert(run_dir: Path, pairs_dir: Path, out_dir: Path, weights: str = "best.
             "quantization": "int8",
             "parameters": int(model.count_params()),
             "macs_per_window": multiply_accumulates(model),
+            "int8_vs_float_cosine": round(agreement, 4),
             "training_run": {
                 "name": train.name,
                 "weights": weights,

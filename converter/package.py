@@ -100,10 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="catalogue directory to write")
     parser.add_argument("--demo", type=Path, help="write demo hums here")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--render-only", action="store_true", help="stop after rendering (no model yet)")
     args = parser.parse_args(argv)
     songs = catalogue_songs(args.shared_data)
     render_catalogue(songs, args.audio, args.workers)
     write_metadata(songs, args.audio / "metadata.csv")
+    if args.render_only:
+        return 0
     added, skipped = indexing.build(args.audio, args.out, args.model, args.audio / "metadata.csv",
                                     log=lambda line: print(line, file=sys.stderr, flush=True))
     print(f"catalogue: {added} songs, {skipped} skipped -> {args.out}")

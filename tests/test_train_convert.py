@@ -2,6 +2,7 @@
 pairs, a Keras model trained for seconds, int8 TFLite read back by the device embedder."""
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import numpy as np
@@ -27,7 +28,7 @@ def pairs_dir(tmp_path_factory):
     with Renderer(find_soundfonts()[0], FRONTEND.sample_rate_hz) as renderer:
         made = [pairs.make_song_pairs(s, renderer, data, FRONTEND) for s in corpora.written_tunes()]
     with open(out / "shard_00000.pkl", "wb") as handle:
-        pickle.dump([m for m in made if m is not None], handle)
+        pickle.dump([dataclasses.asdict(m) for m in made if m is not None], handle)
     return out
 
 

@@ -62,7 +62,7 @@ class TrainConfig:
     dense_units: int = 256
     batch_pairs: int = 48
     steps_per_epoch: int = 150
-    epochs: int = 40
+    epochs: int = 30
     validation_batches: int = 20
     learning_rate: float = 2e-3
     triplet_mining: str = "semi-hard"

@@ -116,8 +116,8 @@ def _build_shard(job: tuple[list[Song], Path, DataConfig, str]) -> str:
             if made is not None:
                 pairs.append(made)
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as handle:
-        pickle.dump(pairs, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    with open(tmp, "wb") as handle:  # plain dicts: loading must not depend on where the class lived
+        pickle.dump([dataclasses.asdict(p) for p in pairs], handle, protocol=pickle.HIGHEST_PROTOCOL)
     tmp.replace(path)
     return path.name
 
@@ -148,7 +148,7 @@ def load(paths: list[Path]) -> list[SongPairs]:
     pairs = []
     for path in paths:
         with open(path, "rb") as handle:
-            pairs.extend(pickle.load(handle))
+            pairs.extend(SongPairs(**fields) for fields in pickle.load(handle))
     return pairs
 
 

@@ -1,8 +1,11 @@
-"""hum-search: identify hummed tunes offline, inspect assets, build catalogues."""
+"""hum-search: identify hummed tunes offline (files or the microphone), inspect assets,
+build catalogues."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,10 +15,15 @@ from device.audio import AudioError, load_audio
 from device.catalogue import Catalogue, IndexConfig
 from device.embedder import EmbedderError
 from device.manifest import ManifestError
-from device.recognizer import Recognizer, RecognizerConfig, Result
+from device import microphone
+from device.listening import Listener
+from device.microphone import MicrophoneConfig, MicrophoneError
+from device.recognizer import Event, Recognizer, RecognizerConfig, Result
 
 DEFAULTS = RecognizerConfig()
 INDEX_DEFAULTS = IndexConfig()
+MIC_DEFAULTS = MicrophoneConfig()
+LISTEN_WALL_SLACK_S = 3.0  # a stalled device still ends the query this long after max_seconds
 
 
 def _print_result(path: str, result: Result, top: int, as_json: bool, extra_ms: dict) -> None:
@@ -60,6 +68,90 @@ def cmd_identify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _event_json(event: Event, top: int, overflows: int) -> str:
+    return json.dumps({"event": event.kind, "elapsed_s": round(event.result.audio_s, 2),
+                       "matches": [m.to_dict() for m in event.result.matches[:top]],
+                       "overflows": overflows}, ensure_ascii=False)
+
+
+def _ranking_line(result: Result, top: int) -> str:
+    """e.g. '  3.5 s: 1. Twinkle Twinkle Little Star (0.41)  2. Ode to Joy (0.20)  ...'."""
+    ranked = "  ".join(f"{rank}. {m.title} ({m.score:.2f})" for rank, m in enumerate(result.matches[:top], 1))
+    return f"{result.audio_s:5.1f} s: {ranked or '(no candidates yet)'}"
+
+
+class _ListenPrinter:
+    """Prints listen events: JSON lines, or human lines when the shown ranking changes."""
+
+    def __init__(self, top: int, as_json: bool, source: microphone.Microphone):
+        self.top, self.as_json, self.source = top, as_json, source
+        self._shown: tuple | None = None
+
+    def show(self, event: Event) -> None:
+        result = event.result
+        if self.as_json:
+            print(_event_json(event, self.top, self.source.overflows), flush=True)
+            return
+        if not event.final:
+            shown = tuple((m.song_id, round(m.score, 2)) for m in result.matches[:self.top])
+            if shown != self._shown:
+                self._shown = shown
+                print("  " + _ranking_line(result, self.top), flush=True)
+            return
+        if event.kind == "match":
+            best = result.matches[0]
+            print(f"match after {result.audio_s:.1f} s: {best.title}"
+                  + (f" — {best.artist}" if best.artist else "") + f" (score {best.score:.2f})")
+        else:
+            print(f"no match after {result.audio_s:.1f} s" + (
+                f" (closest: {result.matches[0].title}, score {result.matches[0].score:.2f})"
+                if result.matches else ""))
+        for rank, m in enumerate(result.matches[:self.top], 1):
+            minutes, seconds = divmod(int(m.offset_s), 60)
+            print(f"  {rank:2d}. {m.score:.3f}  {m.title}" + (f" — {m.artist}" if m.artist else "")
+                  + f"  [{m.song_id} at {minutes}:{seconds:02d}]")
+        sys.stdout.flush()
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    if args.list_devices:
+        devices = microphone.input_devices()
+        if not devices:
+            raise MicrophoneError("no audio input device found")
+        for d in devices:
+            print(f"{'*' if d.is_default else ' '} {d.index:3d}  {d.name}  "
+                  f"({d.host_api}, {d.channels} ch, {d.default_rate_hz:.0f} Hz)")
+        return 0
+    if args.max_seconds < 0:
+        print("hum-search: --max-seconds must be positive (0: listen until Ctrl-C)", file=sys.stderr)
+        return 2
+    max_seconds = args.max_seconds or None
+    device = microphone.find_device(args.device)
+    catalogue = Catalogue(args.index)
+    recognizer = Recognizer(catalogue, dataclasses.replace(DEFAULTS, max_seconds=max_seconds),
+                            num_threads=args.threads)
+    with microphone.Microphone(device, MIC_DEFAULTS) as source:
+        printer = _ListenPrinter(args.top, args.json, source)
+        report = (lambda n: print(f"hum-search: input overflow: audio lost ({n} so far)",
+                                  file=sys.stderr, flush=True))
+        listener = Listener(source, recognizer, top=args.top, on_overflow=report)
+        print(f"listening on {device.name} ({source.rate_hz} Hz, device {device.index}); "
+              "hum now, Ctrl-C stops", file=sys.stderr, flush=True)
+        try:
+            for event in listener.events(None if max_seconds is None else max_seconds + LISTEN_WALL_SLACK_S):
+                printer.show(event)
+                if event.final:
+                    return 0
+        except KeyboardInterrupt:
+            result = recognizer.result(top=args.top)
+            if args.json:
+                print(_event_json(Event("candidates", result, 0.0), args.top, source.overflows), flush=True)
+            else:
+                print("stopped at " + _ranking_line(result, args.top), flush=True)
+            return 130
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     catalogue = Catalogue(args.index)
     info = dict(catalogue.manifest, directory=str(catalogue.directory))
@@ -94,6 +186,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="interpreter threads")
     p.set_defaults(run=cmd_identify)
 
+    p = sub.add_parser("listen", help="identify a tune hummed into the microphone, live")
+    p.add_argument("--device", default=None, metavar="ID_OR_NAME",
+                   help="input device: index or part of the name (default: the system's default input)")
+    p.add_argument("--list-devices", action="store_true", help="print the input devices and exit")
+    p.add_argument("--max-seconds", type=float, default=DEFAULTS.max_seconds,
+                   help="give up with no_match after this many seconds (0: until Ctrl-C; "
+                        "default: %(default)s)")
+    p.add_argument("--index", default=str(assets.default_catalogue_dir()),
+                   help="catalogue directory (default: the shipped catalogue)")
+    p.add_argument("--top", type=int, default=5, help="candidates to show (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="one JSON object per event and line")
+    p.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    p.set_defaults(run=cmd_listen)
+
     p = sub.add_parser("info", help="print the manifest of the assets in use")
     p.add_argument("--index", default=str(assets.default_catalogue_dir()))
     p.set_defaults(run=cmd_info)
@@ -125,11 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ManifestError, EmbedderError, AudioError) as exc:
+    except (ManifestError, EmbedderError, AudioError, MicrophoneError) as exc:
         print(f"hum-search: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. piped into head: the reader has gone, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ called through its named signature "embed" (input "spectrogram", output "embeddi
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +46,26 @@ def load_interpreter_class(prefer: str | None = None):
                         + "; ".join(tried))
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Hides what the C++ runtime prints on stderr while it starts (an INFO line about its
+    CPU delegate on every start), so the CLI's stderr holds only our own messages."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
 class Embedder:
     """Runs the embedding model.
 
@@ -56,8 +79,9 @@ class Embedder:
                  backend: str | None = None):
         self.backend, interpreter_class = load_interpreter_class(backend)
         try:
-            self._interpreter = interpreter_class(model_path=str(model_path), num_threads=num_threads)
-            self._runner = self._interpreter.get_signature_runner(SIGNATURE)
+            with _quiet_native_stderr():
+                self._interpreter = interpreter_class(model_path=str(model_path), num_threads=num_threads)
+                self._runner = self._interpreter.get_signature_runner(SIGNATURE)
         except (ValueError, RuntimeError) as exc:
             raise EmbedderError(f"{model_path}: not a usable embedding model ({exc})") from exc
         inputs, outputs = self._runner.get_input_details(), self._runner.get_output_details()
@@ -67,6 +91,8 @@ class Embedder:
         self._in, self._out = inputs[INPUT_NAME], outputs[OUTPUT_NAME]
         self.input_shape = tuple(int(d) for d in self._in["shape"][1:])  # (frames, bins)
         self.embedding_dim = int(self._out["shape"][-1])
+        with _quiet_native_stderr():  # the CPU delegate announces itself on the first run
+            self.embed(np.zeros((1, *self.input_shape), dtype=np.float32))
 
     def _quantize(self, x: np.ndarray) -> np.ndarray:
         dtype = self._in["dtype"]

@@ -95,3 +95,23 @@ def test_train_then_convert_to_int8_read_by_the_device(pairs_dir, tmp_path):
     reference = keras.ops.convert_to_numpy(keras.models.load_model(run_dir / "best.keras", compile=False)(x))
     np.testing.assert_allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
     assert np.mean(np.sum(int8 * reference, axis=1)) > 0.9  # int8 stays close to float
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(pairs_dir, tmp_path):
+    import csv
+
+    import keras
+    from training.train import run
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt  # as if the session ended after the first epoch
+
+    config = TrainConfig.smoke()
+    with pytest.raises(KeyboardInterrupt):
+        run(pairs_dir, tmp_path, DataConfig.smoke(), config, callbacks=(Interrupt(),))
+    assert (tmp_path / "backup").is_dir()
+    run(pairs_dir, tmp_path, DataConfig.smoke(), config)
+    with open(tmp_path / "history.csv") as handle:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
+    assert epochs == list(range(config.epochs))  # the second start continued, it did not restart

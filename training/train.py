@@ -49,8 +49,13 @@ def compile_model(model: keras.Model, train: cfg.TrainConfig) -> None:
         loss=loss, metrics=[top1])
 
 
-def run(pairs_dir: Path, run_dir: Path, data: cfg.DataConfig, train: cfg.TrainConfig) -> dict:
-    """Trains (or resumes) a run; returns the final validation metrics."""
+def run(pairs_dir: Path, run_dir: Path, data: cfg.DataConfig, train: cfg.TrainConfig,
+        callbacks: tuple[keras.callbacks.Callback, ...] = ()) -> dict:
+    """Trains (or resumes) a run; returns the final metrics.
+
+    Args:
+        callbacks: extra Keras callbacks, after the run's own (backup, checkpoint, logs).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.json"
     if config_path.exists() and cfg.load(config_path) != (data, train):
@@ -65,14 +70,14 @@ def run(pairs_dir: Path, run_dir: Path, data: cfg.DataConfig, train: cfg.TrainCo
     val_batches = PairBatches(val_songs, train, frontend, train.validation_batches, train.seed + 1, fixed=True)
     model = build_model(frontend, train)
     compile_model(model, train)
-    callbacks = [
+    own = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_loss", save_best_only=True),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "tb"), update_freq="epoch"),
     ]
     history = model.fit(train_batches, validation_data=val_batches, epochs=train.epochs,
-                        callbacks=callbacks, verbose=2)
+                        callbacks=own + list(callbacks), verbose=2)
     model.save(run_dir / "last.keras")
     final = {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}
     (run_dir / "final_metrics.json").write_text(json.dumps(final, indent=2) + "\n")

@@ -1,0 +1,185 @@
+"""Streaming equals one-shot: the resampler, the recognizer's feed and push, the gates."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from device import assets
+from device.audio import StreamResampler, resample
+from device.catalogue import Catalogue
+from device.frontend import FrontendConfig, log_spectrogram
+from device.listening import FileSource, Listener
+from device.recognizer import Recognizer, RecognizerConfig, tonal_frames
+
+FRONTEND = FrontendConfig()
+RATE = FRONTEND.sample_rate_hz
+BLOCKS = (1, 160, 1024, 65536)
+
+
+def in_blocks(audio: np.ndarray, size: int):
+    for start in range(0, audio.size, size):
+        yield audio[start:start + size]
+
+
+def hum_of(song_id: str, seed: int) -> np.ndarray:
+    """float32 (n,) at RATE: a synthetic hum of one of the written-out tunes."""
+    from training import corpora
+    from training.hum import HumStyle, synthesize_hum
+    song = next(s for s in corpora.written_tunes() if s.song_id == song_id)
+    rng = np.random.default_rng(seed)
+    return synthesize_hum(song.melody, HumStyle.sample(rng), RATE, rng).audio
+
+
+@pytest.mark.parametrize("from_hz,to_hz", [(48000, 16000), (44100, 16000), (8000, 16000), (16000, 16000)])
+@pytest.mark.parametrize("block", BLOCKS)
+def test_stream_resampler_equals_one_shot(from_hz, to_hz, block):
+    rng = np.random.default_rng(from_hz + block)
+    seconds = 0.5 if block == 1 else 1.7  # block 1 costs a call per sample
+    audio = (0.3 * rng.standard_normal(int(from_hz * seconds) + 13)).astype(np.float32)
+    resampler = StreamResampler(from_hz, to_hz)
+    streamed = np.concatenate([resampler.push(b) for b in in_blocks(audio, block)] + [resampler.flush()])
+    expected = resample(audio, from_hz, to_hz)
+    assert streamed.dtype == np.float32 and streamed.shape == expected.shape
+    np.testing.assert_allclose(streamed, expected, rtol=0, atol=1e-6)
+
+
+def test_stream_resampler_handles_uneven_and_empty_blocks():
+    rng = np.random.default_rng(3)
+    audio = rng.standard_normal(48000).astype(np.float32)
+    resampler = StreamResampler(48000, 16000)
+    cuts = np.sort(rng.choice(audio.size, 40, replace=False))
+    pieces = [resampler.push(b) for b in np.split(audio, cuts)] + [resampler.push(np.zeros(0, np.float32))]
+    streamed = np.concatenate(pieces + [resampler.flush()])
+    np.testing.assert_allclose(streamed, resample(audio, 48000, 16000), rtol=0, atol=1e-6)
+
+
+def test_tonality_gate_skips_noise_and_keeps_a_hum():
+    config = RecognizerConfig()
+    rng = np.random.default_rng(0)
+
+    def tonal_fraction(audio: np.ndarray) -> float:
+        frames = log_spectrogram(audio, FRONTEND)
+        return float(tonal_frames(frames, config.min_prominence_db, config.prominence_half_width_bins).mean())
+
+    white = (0.3 * rng.standard_normal(RATE * 6)).astype(np.float32)
+    spectrum = np.fft.rfft(white)
+    pink = np.fft.irfft(spectrum / np.sqrt(np.maximum(np.fft.rfftfreq(white.size, 1 / RATE), 20.0)))
+    pink = (0.3 * pink / pink.std()).astype(np.float32)
+    for noise in (white, pink):
+        assert tonal_fraction(noise) < config.min_tonal_fraction / 2
+    for seed in (1, 2, 3):
+        assert tonal_fraction(hum_of("written-twinkle-twinkle", seed)) > 2 * config.min_tonal_fraction
+    assert tonal_frames(np.zeros((0, FRONTEND.n_bins), np.float32), 15.0, 6).shape == (0,)
+
+
+# Below: the recognizer on the shipped catalogue (any model gives the same answer both ways).
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    return Recognizer(Catalogue(assets.default_catalogue_dir()))
+
+
+@pytest.fixture(scope="module")
+def twinkle() -> np.ndarray:
+    return hum_of("written-twinkle-twinkle", 11)
+
+
+def assert_same_result(result, expected):
+    assert result.decision == expected.decision
+    assert (result.windows, result.skipped) == (expected.windows, expected.skipped)
+    assert [m.song_id for m in result.matches] == [m.song_id for m in expected.matches]
+    np.testing.assert_allclose([m.score for m in result.matches], [m.score for m in expected.matches], atol=1e-3)
+    assert abs(result.confidence - expected.confidence) < 1e-3
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_feeding_blocks_equals_identify(recognizer, twinkle, block):
+    audio = twinkle[:RATE * 10] if block == 1 else twinkle  # 10 s: 13 windows, 160,000 calls
+    expected = recognizer.identify(audio)
+    recognizer.reset()
+    for b in in_blocks(audio, block):
+        recognizer.feed(b)
+    assert_same_result(recognizer.result(), expected)
+
+
+@pytest.mark.parametrize("block", (160, 1024, 65536))
+def test_push_without_early_answer_ends_with_the_identify_result(recognizer, twinkle, block):
+    stream = Recognizer(recognizer.catalogue, RecognizerConfig(max_seconds=None, early_min_windows=10**6))
+    events = []
+    for b in in_blocks(twinkle, block):
+        events += stream.push(b)
+    assert events and all(e.kind == "candidates" for e in events)
+    assert [e.result.windows for e in events] == list(range(1, len(events) + 1))
+    final = stream.finish()
+    assert final.final and stream.done and stream.finish() is final
+    assert stream.push(twinkle[:RATE]) == []
+    assert_same_result(final.result, recognizer.identify(twinkle))
+
+
+def test_push_events_do_not_depend_on_block_size(recognizer, twinkle):
+    def run(block: int) -> list[tuple]:
+        stream = Recognizer(recognizer.catalogue)
+        events = []
+        for b in in_blocks(twinkle, block):
+            events += stream.push(b)
+            if stream.done:
+                break
+        if not stream.done:
+            events.append(stream.finish())
+        return [(e.kind, round(e.window_end_s, 3), e.result.windows,
+                 e.result.matches[0].song_id if e.result.matches else "") for e in events]
+
+    small, large = run(160), run(65536)
+    assert small == large
+    kinds = [kind for kind, *_ in small]
+    assert kinds[-1] in ("match", "no_match") and set(kinds[:-1]) == {"candidates"}
+
+
+def test_a_hum_streams_to_the_right_match(recognizer, twinkle):
+    stream = Recognizer(recognizer.catalogue, RecognizerConfig(max_seconds=None))  # early, or at the end
+    events = []
+    for b in in_blocks(twinkle, 320):
+        events += stream.push(b)
+        if stream.done:
+            break
+    final = events[-1] if stream.done else stream.finish()
+    assert events[0].kind == "candidates"
+    assert final.kind == "match" and final.result.matches[0].song_id == "written-twinkle-twinkle"
+    assert final.window_end_s <= final.result.audio_s <= twinkle.size / RATE
+
+
+def test_silence_and_noise_are_not_embedded_and_time_out_as_no_match(recognizer):
+    stream = Recognizer(recognizer.catalogue, RecognizerConfig(max_seconds=6.0))
+    rng = np.random.default_rng(9)
+    audio = np.concatenate([np.zeros(RATE * 3, np.float32),
+                            (0.3 * rng.standard_normal(RATE * 5)).astype(np.float32)])
+    events = []
+    for b in in_blocks(audio, 1024):
+        events += stream.push(b)
+    assert [e.kind for e in events] == ["no_match"]
+    result = events[0].result
+    assert result.windows == 0 and result.skipped > 0 and result.audio_s == pytest.approx(6.0)
+
+
+def test_the_listener_resamples_and_reports_lost_audio(recognizer, twinkle):
+    class LossySource(FileSource):
+        """Loses a block now and then, as an overloaded microphone would."""
+
+        reads = 0
+
+        def read(self, timeout_s=None):
+            self.reads += 1
+            return super().read(timeout_s)
+
+        @property
+        def overflows(self) -> int:
+            return self.reads // 100
+
+    source = LossySource(resample(twinkle, RATE, 44100), 44100, block_samples=882)
+    stream = Recognizer(recognizer.catalogue, RecognizerConfig(max_seconds=12.0, early_min_windows=10**6))
+    reported = []
+    events = list(Listener(source, stream, on_overflow=reported.append).events())
+    assert events[-1].final and all(not e.final for e in events[:-1])
+    assert events[-1].result.audio_s == pytest.approx(12.0)
+    assert events[-1].result.windows == len(events) - 1
+    assert reported and reported == sorted(set(reported)) and reported[-1] == source.overflows

@@ -72,7 +72,7 @@ def multiply_accumulates(model: keras.Model) -> int:
 
 def convert(run_dir: Path, pairs_dir: Path, out_dir: Path, weights: str = "best.keras") -> dict:
     """Writes out_dir/model.tflite and manifest.json; returns the manifest."""
-    data, train = cfg.load(run_dir / "config.json")
+    _, train, _ = cfg.load(run_dir / "config.json")
     model = keras.models.load_model(run_dir / weights, compile=False)
     calibration = calibration_windows(pairs_dir, train, n_batches=4, seed=99)
     float_bytes = to_tflite(model, None)
@@ -99,6 +99,7 @@ def convert(run_dir: Path, pairs_dir: Path, out_dir: Path, weights: str = "best.
             "int8_vs_float_cosine": round(agreement, 4),
             "training_run": {
                 "name": train.name,
+                "run": run_dir.name,
                 "weights": weights,
                 "config": json.loads((run_dir / "config.json").read_text()),
                 "final_metrics": json.loads(history.read_text()) if history.exists() else None,

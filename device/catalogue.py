@@ -139,6 +139,7 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; a catalogue is an ordinary directory
         dim = int(model_dir_manifest["model"]["embedding_dim"])
         index = AnnoyIndex(dim, config.metric)
         for i, vector in enumerate(vectors):

@@ -84,13 +84,14 @@ class TrainConfig:
                            batch_pairs=2, steps_per_epoch=3, epochs=2, validation_batches=1)
 
 
-def save(path: Path, data: DataConfig, train: TrainConfig) -> None:
-    path.write_text(json.dumps({"data": dataclasses.asdict(data), "train": dataclasses.asdict(train)},
-                               indent=2) + "\n")
+def save(path: Path, data: DataConfig, train: TrainConfig, init: Path | None = None) -> None:
+    """Writes the resolved configuration; `init` names the weights the run started from."""
+    path.write_text(json.dumps({"data": dataclasses.asdict(data), "train": dataclasses.asdict(train),
+                                "init": str(init) if init else None}, indent=2) + "\n")
 
 
-def load(path: Path) -> tuple[DataConfig, TrainConfig]:
+def load(path: Path) -> tuple[DataConfig, TrainConfig, str | None]:
     raw = json.loads(Path(path).read_text())
     train = dict(raw["train"], channels=tuple(raw["train"]["channels"]),
                  tempo_range=tuple(raw["train"]["tempo_range"]))
-    return DataConfig(**raw["data"]), TrainConfig(**train)
+    return DataConfig(**raw["data"]), TrainConfig(**train), raw.get("init")

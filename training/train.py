@@ -50,17 +50,19 @@ def compile_model(model: keras.Model, train: cfg.TrainConfig) -> None:
 
 
 def run(pairs_dir: Path, run_dir: Path, data: cfg.DataConfig, train: cfg.TrainConfig,
-        callbacks: tuple[keras.callbacks.Callback, ...] = ()) -> dict:
+        callbacks: tuple[keras.callbacks.Callback, ...] = (), init: Path | None = None) -> dict:
     """Trains (or resumes) a run; returns the final metrics.
 
     Args:
         callbacks: extra Keras callbacks, after the run's own (backup, checkpoint, logs).
+        init: a .keras file of an earlier run with the same architecture to start from
+            (its weights only; the schedule starts afresh). Recorded in config.json.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.json"
-    if config_path.exists() and cfg.load(config_path) != (data, train):
+    if config_path.exists() and cfg.load(config_path)[:2] != (data, train):
         raise SystemExit(f"{run_dir} holds a run with another configuration; use a new --run")
-    cfg.save(config_path, data, train)
+    cfg.save(config_path, data, train, init)
     keras.utils.set_random_seed(train.seed)
     frontend = FrontendConfig()
     songs = pairs.load(sorted(pairs_dir.glob("shard_*.pkl")))
@@ -69,6 +71,8 @@ def run(pairs_dir: Path, run_dir: Path, data: cfg.DataConfig, train: cfg.TrainCo
     train_batches = PairBatches(train_songs, train, frontend, train.steps_per_epoch, train.seed)
     val_batches = PairBatches(val_songs, train, frontend, train.validation_batches, train.seed + 1, fixed=True)
     model = build_model(frontend, train)
+    if init is not None:
+        model.set_weights(keras.models.load_model(init, compile=False).get_weights())
     compile_model(model, train)
     own = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
@@ -89,10 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", required=True, type=Path, help="directory of pair shards")
     parser.add_argument("--run", required=True, type=Path, help="run directory")
     parser.add_argument("--preset", choices=("default", "smoke"), default="default")
+    parser.add_argument("--init", type=Path, help="start from this .keras file of an earlier run")
     args = parser.parse_args(argv)
     data = getattr(cfg.DataConfig, args.preset)()
     train = getattr(cfg.TrainConfig, args.preset)()
-    print(json.dumps(run(args.pairs, args.run, data, train)))
+    print(json.dumps(run(args.pairs, args.run, data, train, init=args.init)))
     return 0
 
 

@@ -105,8 +105,8 @@ def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: 
         added += 1
         if number % 100 == 0:
             log(f"embedded {number}/{len(files)} files")
-    if not songs:
-        raise mf.ManifestError(f"{audio_dir}: no readable audio files; nothing was written")
+    if added == 0:
+        raise mf.ManifestError(f"{audio_dir}: no new readable audio files; nothing was written")
     write_catalogue(out_dir, model_manifest, model_path, songs,
                     np.concatenate(vectors).astype(np.float32), config)
     return added, skipped

@@ -1,0 +1,103 @@
+"""Chooses the matcher's no-match thresholds on queries that are neither test songs nor mir1k.
+
+    python -m benchmarks.calibrate --shared-data ../shared/data --out benchmarks/results
+
+In-catalogue queries: hums of catalogue songs that were used in training (the held-out
+test songs stay untouched). Out-of-catalogue queries: hums of Nottingham tunes (never in
+the catalogue), plus noise. For each query the best and runner-up scores are recorded;
+the summary gives, for a grid of (min_score, min_margin), the share of in-catalogue
+queries correctly matched and of out-of-catalogue queries falsely accepted, and the pair
+that maximises correct matches with at most --max-false-accepts false accepts.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from converter.package import catalogue_songs
+from device import assets
+from device.catalogue import Catalogue
+from device.matcher import MatcherConfig
+from device.recognizer import Recognizer, RecognizerConfig
+from training import corpora
+from training.config import DataConfig
+from training.hum import HumStyle, synthesize_hum
+from training.pairs import is_test_song
+
+
+def hum_excerpt(song, rng, rate: int) -> np.ndarray:
+    seconds = float(rng.uniform(5.0, 15.0))
+    onsets = np.array([n.start_s for n in song.melody])
+    first = int(rng.integers(max(1, int(np.searchsorted(onsets, onsets[-1] - seconds)))))
+    notes = [n for n in song.melody[first:] if n.start_s < onsets[first] + seconds]
+    return synthesize_hum(notes, HumStyle.sample(rng), rate, rng).audio
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared-data", type=Path, required=True)
+    parser.add_argument("--index", type=Path, default=assets.default_catalogue_dir())
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--n", type=int, default=150, help="queries of each kind")
+    parser.add_argument("--max-false-accepts", type=float, default=0.01)
+    parser.add_argument("--seed", type=int, default=77)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    data = DataConfig.default()
+    catalogue = Catalogue(args.index)
+    # no decision thresholds here: record raw best and runner-up scores
+    recognizer = Recognizer(catalogue, RecognizerConfig(matcher=MatcherConfig(min_score=0.0, min_margin=0.0)))
+    rate = recognizer.frontend.sample_rate_hz
+    inside = [s for s in catalogue_songs(args.shared_data) if not is_test_song(s, data)]
+    outside = corpora.load_nottingham(args.shared_data / "nottingham")
+    rows = []
+    for kind, pool in (("in", inside), ("out", outside)):
+        for index in rng.permutation(len(pool))[:args.n]:
+            song = pool[index]
+            result = recognizer.identify(hum_excerpt(song, rng, rate), top=2)
+            scores = [m.score for m in result.matches] + [0.0, 0.0]
+            correct = bool(result.matches) and result.matches[0].song_id == song.song_id
+            rows.append({"kind": kind, "query": song.song_id, "correct_top1": correct,
+                         "best": scores[0], "runner_up": scores[1]})
+    for i in range(args.n // 5):
+        noise = rng.standard_normal(int(rate * rng.uniform(5, 15))).astype(np.float32) * 0.1
+        result = recognizer.identify(noise, top=2)
+        scores = [m.score for m in result.matches] + [0.0, 0.0]
+        rows.append({"kind": "out", "query": f"noise-{i}", "correct_top1": False,
+                     "best": scores[0], "runner_up": scores[1]})
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / "calibration.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    best = np.array([r["best"] for r in rows])
+    second = np.array([r["runner_up"] for r in rows])
+    margin = np.where(best > 0, (best - second) / np.maximum(best, 1e-9), 0.0)
+    is_in = np.array([r["kind"] == "in" for r in rows])
+    correct = np.array([r["correct_top1"] for r in rows])
+    grid = []
+    for min_score in np.arange(0.05, 0.8, 0.025):
+        for min_margin in np.arange(0.0, 0.6, 0.025):
+            accept = (best >= min_score) & (margin >= min_margin)
+            grid.append({"min_score": round(float(min_score), 3), "min_margin": round(float(min_margin), 3),
+                         "correct_matches": float(np.mean(accept[is_in] & correct[is_in])),
+                         "wrong_matches": float(np.mean(accept[is_in] & ~correct[is_in])),
+                         "false_accepts": float(np.mean(accept[~is_in]))})
+    allowed = [g for g in grid if g["false_accepts"] <= args.max_false_accepts]
+    choice = max(allowed, key=lambda g: (g["correct_matches"] - g["wrong_matches"], -g["min_score"]))
+    summary = {"in_catalogue_queries": int(is_in.sum()), "out_of_catalogue_queries": int((~is_in).sum()),
+               "top1_in_catalogue": float(np.mean(correct[is_in])), "chosen": choice,
+               "current_default": dataclasses.asdict(MatcherConfig())}
+    (args.out / "calibration_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

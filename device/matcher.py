@@ -27,8 +27,8 @@ class MatcherConfig:
     top_k: int = 100
     offset_tolerance_frames: int = 100
     min_similarity: float = 0.3
-    min_score: float = 0.25
-    min_margin: float = 0.15
+    min_score: float = 0.05  # calibrated by benchmarks/calibrate.py (<= 1% false accepts)
+    min_margin: float = 0.35
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,16 +27,8 @@ from device.matcher import MatcherConfig
 from device.recognizer import Recognizer, RecognizerConfig
 from training import corpora
 from training.config import DataConfig
-from training.hum import HumStyle, synthesize_hum
+from training.hum import hum_excerpt
 from training.pairs import is_test_song
-
-
-def hum_excerpt(song, rng, rate: int) -> np.ndarray:
-    seconds = float(rng.uniform(5.0, 15.0))
-    onsets = np.array([n.start_s for n in song.melody])
-    first = int(rng.integers(max(1, int(np.searchsorted(onsets, onsets[-1] - seconds)))))
-    notes = [n for n in song.melody[first:] if n.start_s < onsets[first] + seconds]
-    return synthesize_hum(notes, HumStyle.sample(rng), rate, rng).audio
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind, pool in (("in", inside), ("out", outside)):
         for index in rng.permutation(len(pool))[:args.n]:
             song = pool[index]
-            result = recognizer.identify(hum_excerpt(song, rng, rate), top=2)
+            result = recognizer.identify(hum_excerpt(song.melody, rng, rate)[0].audio, top=2)
             scores = [m.score for m in result.matches] + [0.0, 0.0]
             correct = bool(result.matches) and result.matches[0].song_id == song.song_id
             rows.append({"kind": kind, "query": song.song_id, "correct_top1": correct,

@@ -28,7 +28,7 @@ from device.catalogue import Catalogue
 from device.recognizer import Recognizer
 from training.augment import transpose_and_stretch
 from training.config import DataConfig
-from training.hum import HumStyle, synthesize_hum
+from training.hum import hum_excerpt
 from training.pairs import is_test_song
 from converter.package import catalogue_songs
 
@@ -56,14 +56,10 @@ def synthetic_queries(shared_data: Path, recognizer: Recognizer, n: int, seed: i
     rate = recognizer.frontend.sample_rate_hz
     rows = []
     for song in [songs[i] for i in rng.permutation(len(songs))[:n]]:
-        seconds = float(rng.uniform(5.0, 15.0))
-        onsets = np.array([note.start_s for note in song.melody])
-        first = int(rng.integers(max(1, int(np.searchsorted(onsets, onsets[-1] - seconds)))))
-        notes = [x for x in song.melody[first:] if x.start_s < onsets[first] + seconds]
-        hum = synthesize_hum(notes, HumStyle.sample(rng), rate, rng)
+        hum, start_s = hum_excerpt(song.melody, rng, rate)
         started = time.perf_counter()
         result = recognizer.identify(hum.audio)
-        rows.append(row("synthetic", f"{song.song_id}@{onsets[first]:.1f}", song.song_id, result,
+        rows.append(row("synthetic", f"{song.song_id}@{start_s:.1f}", song.song_id, result,
                         hum.audio.size / rate, time.perf_counter() - started))
     return rows
 

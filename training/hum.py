@@ -587,3 +587,17 @@ def _render(f0_hz: np.ndarray, amplitude: np.ndarray, onsets_s: np.ndarray, styl
     peak = max(float(np.max(np.abs(voice))), 1e-9)
     voice += peak * 10.0 ** (style.hiss_db / 20.0) * rng.standard_normal(n)
     return (_PEAK * voice / max(float(np.max(np.abs(voice))), 1e-12)).astype(np.float32)
+
+
+def hum_excerpt(melody: Sequence[Note], rng: np.random.Generator, sample_rate_hz: int,
+                min_s: float = 5.0, max_s: float = 15.0) -> tuple[Hum, float]:
+    """A query as evaluations use it: a hum of min_s..max_s song seconds from a random note.
+
+    Returns:
+        (the hum, the song time in seconds where the excerpt starts).
+    """
+    seconds = float(rng.uniform(min_s, max_s))
+    onsets = np.array([n.start_s for n in melody])
+    first = int(rng.integers(max(1, int(np.searchsorted(onsets, onsets[-1] - seconds)))))
+    notes = [n for n in melody[first:] if n.start_s < onsets[first] + seconds]
+    return synthesize_hum(notes, HumStyle.sample(rng), sample_rate_hz, rng), float(onsets[first])

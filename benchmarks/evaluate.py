@@ -23,7 +23,7 @@ import numpy as np
 import soundfile
 
 from device import assets, indexing
-from device.audio import load_audio, resample, to_mono
+from device.audio import resample, to_mono
 from device.catalogue import Catalogue
 from device.recognizer import Recognizer
 from training.augment import transpose_and_stretch
@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     base = Catalogue(args.index)
-    rows = synthetic_queries(args.shared_data, Recognizer(base), args.synthetic, args.seed)
+    recognizer = Recognizer(base)
+    rows = synthetic_queries(args.shared_data, recognizer, args.synthetic, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         mir_rows, extended = mir1k_queries(args.shared_data, base, Path(tmp), args.seed)
         extended_items = extended.n_items
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "catalogue_songs": len(base.songs), "catalogue_items": base.n_items,
         "mir1k_catalogue_items": extended_items,
         "model_bytes": model_path.stat().st_size, "index_bytes": index_path.stat().st_size,
-        "embedder_backend": Recognizer(base).embedder.backend,
+        "embedder_backend": recognizer.embedder.backend,
     }
     (args.out / "evaluation_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

@@ -27,9 +27,9 @@ from training.batches import PairBatches
 MODEL_FILE = "model.tflite"
 
 
-def calibration_windows(pairs_dir: Path, train: cfg.TrainConfig, n_batches: int, seed: int) -> np.ndarray:
+def calibration_windows(songs: list[pairs.SongPairs], train: cfg.TrainConfig, n_batches: int,
+                        seed: int) -> np.ndarray:
     """float32 (n, frames, bins): normalised hum and recording windows from cached pairs."""
-    songs = pairs.load(sorted(pairs_dir.glob("shard_*.pkl"))[:4])
     batches = PairBatches(songs, train, fe.FrontendConfig(), n_batches, seed, fixed=True)
     return np.concatenate([batches[i][0] for i in range(n_batches)])
 
@@ -74,13 +74,14 @@ def convert(run_dir: Path, pairs_dir: Path, out_dir: Path, weights: str = "best.
     """Writes out_dir/model.tflite and manifest.json; returns the manifest."""
     _, train, _ = cfg.load(run_dir / "config.json")
     model = keras.models.load_model(run_dir / weights, compile=False)
-    calibration = calibration_windows(pairs_dir, train, n_batches=4, seed=99)
+    songs = pairs.load(sorted(pairs_dir.glob("shard_*.pkl"))[:4])
+    calibration = calibration_windows(songs, train, n_batches=4, seed=99)
     float_bytes = to_tflite(model, None)
     int8_bytes = to_tflite(model, calibration)
     (run_dir / "model_float.tflite").write_bytes(float_bytes)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MODEL_FILE).write_bytes(int8_bytes)
-    check = calibration_windows(pairs_dir, train, n_batches=2, seed=123)  # not the calibration set
+    check = calibration_windows(songs, train, n_batches=2, seed=123)  # not the calibration set
     agreement = float(np.mean(np.sum(Embedder(out_dir / MODEL_FILE).embed(check)
                                      * Embedder(run_dir / "model_float.tflite").embed(check), axis=1)))
     frontend = fe.FrontendConfig()

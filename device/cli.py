@@ -173,17 +173,22 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _query_options(p: argparse.ArgumentParser, json_help: str) -> None:
+    """The options identify and listen share."""
+    p.add_argument("--index", default=str(assets.default_catalogue_dir()),
+                   help="catalogue directory (default: the shipped catalogue)")
+    p.add_argument("--top", type=int, default=5, help="candidates to show (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help=json_help)
+    p.add_argument("--threads", type=int, default=None, help="interpreter threads")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="hum-search", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("identify", help="identify hummed, sung or whistled recordings")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--index", default=str(assets.default_catalogue_dir()),
-                   help="catalogue directory (default: the shipped catalogue)")
-    p.add_argument("--top", type=int, default=5, help="candidates to show (default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="one JSON object per file and line")
-    p.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    _query_options(p, json_help="one JSON object per file and line")
     p.set_defaults(run=cmd_identify)
 
     p = sub.add_parser("listen", help="identify a tune hummed into the microphone, live")
@@ -193,11 +198,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seconds", type=float, default=DEFAULTS.max_seconds,
                    help="give up with no_match after this many seconds (0: until Ctrl-C; "
                         "default: %(default)s)")
-    p.add_argument("--index", default=str(assets.default_catalogue_dir()),
-                   help="catalogue directory (default: the shipped catalogue)")
-    p.add_argument("--top", type=int, default=5, help="candidates to show (default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="one JSON object per event and line")
-    p.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    _query_options(p, json_help="one JSON object per event and line")
     p.set_defaults(run=cmd_listen)
 
     p = sub.add_parser("info", help="print the manifest of the assets in use")

@@ -51,15 +51,9 @@ def test_written_tunes_start_with_their_well_known_notes():
     assert twinkle.melody[-1].end_s == pytest.approx(12 * 4 * twinkle.beat_s)
 
 
-def test_pop909_song_001(shared_data: Path, tmp_path: Path):
-    source = shared_data / "pop909"
-    with open(source / "songs.csv", encoding="utf-8-sig") as f:
-        header, *rows = f.read().splitlines()
-    (tmp_path / "songs.csv").write_text(
-        "\n".join([header] + [row for row in rows if row.startswith("001,")]), encoding="utf-8")
-    shutil.copy(source / "001.mid", tmp_path / "001.mid")
+def test_pop909_song_001(pop909_song_001_root: Path):
 
-    (song,) = load_pop909(tmp_path)
+    (song,) = load_pop909(pop909_song_001_root)
     assert_valid(song)
     assert song.song_id == "pop909-001" and song.title == "123我爱你"
     assert song.licence == "MIT" and song.shippable

@@ -1,6 +1,5 @@
 """FluidSynth rendering of written tunes (no shared data needed) and of one POP909 span."""
 import dataclasses
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -78,14 +77,8 @@ def test_span_has_requested_length(renderer, twinkle):
     assert silent.shape == (SR // 2,) and not np.any(silent)
 
 
-def test_pop909_span_uses_its_accompaniment(renderer, shared_data: Path, tmp_path: Path):
-    source = shared_data / "pop909"
-    with open(source / "songs.csv", encoding="utf-8-sig") as f:
-        header, *rows = f.read().splitlines()
-    (tmp_path / "songs.csv").write_text(
-        "\n".join([header] + [row for row in rows if row.startswith("001,")]), encoding="utf-8")
-    shutil.copy(source / "001.mid", tmp_path / "001.mid")
-    (song,) = load_pop909(tmp_path)
+def test_pop909_span_uses_its_accompaniment(renderer, pop909_song_001_root: Path):
+    (song,) = load_pop909(pop909_song_001_root)
 
     intro = renderer.render(song, 0, start_s=3.0, duration_s=8.0)  # piano only, before the tune
     assert intro.shape == (8 * SR,) and np.max(np.abs(intro)) == pytest.approx(PEAK, rel=1e-5)

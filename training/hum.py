@@ -2,6 +2,10 @@
 
 Training pairs a query window with the recording window of the same passage, so every
 hum synthesized from notes comes with a piecewise-linear map from hum time to song time.
+The singer's imperfections (intonation error, drift, vibrato, glides, timing jitter) are
+drawn from statistics fitted to real amateur singing (`training.singing_stats`), plus the
+occasional wrong, missed or octave-jumped note; a mistake changes only what is sung, never
+the time map.
 
 The sound is a source-filter voice. A harmonic source follows a per-sample f0 (phase is
 the running integral of f0; harmonics come from the Chebyshev recurrence
@@ -23,6 +27,7 @@ from typing import Sequence
 import numpy as np
 from scipy import signal
 
+from training import singing_stats
 from training.melody import Note
 
 VOICES = ("hum", "la", "da", "oo", "whistle")
@@ -101,8 +106,9 @@ _TIMBRES = types.MappingProxyType({
 class HumStyle:
     """The random choices for one query, fixed before synthesis.
 
-    Per-note randomness (intonation errors, onset jitter, gaps, levels) is drawn during
-    synthesis from the generator given there, with the spreads set here.
+    Per-note randomness (intonation errors, onset jitter, gaps, levels, mistakes) is
+    drawn during synthesis from the generator given there, with the spreads and
+    probabilities set here. At most one mistake befalls a note.
 
     Attributes:
         voice: one of VOICES: "hum" (closed-mouth "mmm"), "la", "da", "oo" (sung
@@ -133,6 +139,12 @@ class HumStyle:
         breath_level: RMS of aspiration noise relative to the voice; inhalations in
             rests are twice that.
         hiss_db: level of white background hiss relative to the peak of the voice.
+        wrong_note_probability: chance that a note is sung 1 or 2 semitones off (up or
+            down, equally likely).
+        missed_note_probability: chance that a note after the first is not sung: half
+            the time the previous note is held through it (when that one sounds up to
+            it), otherwise the voice is silent for it.
+        octave_jump_probability: chance that a note is sung an octave up or down.
     """
 
     voice: str
@@ -153,16 +165,31 @@ class HumStyle:
     release_s: float
     breath_level: float
     hiss_db: float
+    wrong_note_probability: float = 0.0
+    missed_note_probability: float = 0.0
+    octave_jump_probability: float = 0.0
 
     def __post_init__(self):
         if self.voice not in VOICES:
             raise ValueError(f"voice {self.voice!r} is not one of {VOICES}")
         if self.tempo_factor <= 0 or self.lead_in_s <= 0 or self.formant_scale <= 0:
             raise ValueError("tempo_factor, lead_in_s and formant_scale must be positive")
+        mistakes = (self.wrong_note_probability, self.missed_note_probability,
+                    self.octave_jump_probability)
+        if min(mistakes) < 0 or sum(mistakes) > 1:
+            raise ValueError("mistake probabilities must be non-negative and sum to at most 1")
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> HumStyle:
-        """Draws plausible amateur choices: any key, tempo 0.8-1.25, imperfect pitch."""
+        """Draws plausible amateur choices: any key, tempo 0.8-1.25, imperfect pitch.
+
+        Timing jitter, intonation sd, drift, vibrato rate and depth and glide come from
+        one clip of `singing_stats.load()` drawn at random (an empirical bootstrap, so
+        they stay jointly plausible); see `_fitted` for the perturbation. The fitted
+        singers sang along with an accompaniment, so they likely drift less than
+        someone humming alone. Mistake probabilities cannot be fitted without scores:
+        wrong notes 0-0.05, missed notes 0-0.04, octave jumps 0-0.02.
+        """
         voice = str(rng.choice(VOICES, p=_VOICE_PROBABILITIES))
         if voice == "whistle":
             f0_centre_midi = rng.uniform(83.0, 89.0)
@@ -176,6 +203,8 @@ class HumStyle:
             f0_centre_midi = rng.uniform(49.0, 53.0)
             formant_scale = rng.uniform(0.95, 1.05)
             breath_level = rng.uniform(0.01, 0.06)
+        stats = singing_stats.load()
+        clip = int(rng.integers(len(stats.clips)))
         return cls(
             voice=voice,
             transpose_semitones=rng.uniform(-6.0, 6.0),
@@ -183,19 +212,41 @@ class HumStyle:
             formant_scale=formant_scale,
             tempo_factor=float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))),
             lead_in_s=rng.uniform(0.1, 0.5),
-            timing_jitter_s=rng.uniform(0.02, 0.06),
+            timing_jitter_s=_fitted(stats.timing_jitter_s, clip, rng),
             articulation_gap_s=rng.uniform(0.01, 0.06),
             breath_every_s=rng.uniform(3.0, 6.0),
-            intonation_sd_semitones=rng.uniform(0.2, 0.4),
-            drift_semitones_per_10s=rng.uniform(-0.6, 0.4),
-            vibrato_rate_hz=rng.uniform(4.5, 6.5),
-            vibrato_depth_semitones=rng.uniform(0.0, 0.5),
-            glide_s=rng.uniform(0.03, 0.12),
+            intonation_sd_semitones=_fitted(stats.intonation_sd_semitones, clip, rng),
+            drift_semitones_per_10s=_fitted(stats.drift_semitones_per_10s, clip, rng,
+                                            additive=True),
+            vibrato_rate_hz=_fitted(stats.vibrato_rate_hz, clip, rng),
+            vibrato_depth_semitones=_fitted(stats.vibrato_depth_semitones, clip, rng),
+            glide_s=_fitted(stats.glide_s, clip, rng),
             attack_s=rng.uniform(0.02, 0.06),
             release_s=rng.uniform(0.03, 0.1),
             breath_level=breath_level,
             hiss_db=rng.uniform(-70.0, -50.0),
+            wrong_note_probability=rng.uniform(0.0, 0.05),
+            missed_note_probability=rng.uniform(0.0, 0.04),
+            octave_jump_probability=rng.uniform(0.0, 0.02),
         )
+
+
+def _fitted(values: np.ndarray, clip: int, rng: np.random.Generator, *,
+            additive: bool = False) -> float:
+    """One clip's estimate of a fitted statistic, perturbed a little.
+
+    A clip without an estimate (NaN) borrows a random clip's. The value is multiplied by
+    exp(N(0, 0.1)) (about +-10%), or for a signed statistic (additive=True) shifted by
+    N(0, 0.05), then clipped to the range the clips span.
+
+    Args:
+        values: float64 array (n_clips,): the statistic per clip, NaN where missing.
+        clip: index of the chosen clip.
+    """
+    known = values[np.isfinite(values)]
+    value = values[clip] if np.isfinite(values[clip]) else rng.choice(known)
+    value = value + rng.normal(0.0, 0.05) if additive else value * np.exp(rng.normal(0.0, 0.1))
+    return float(np.clip(value, known.min(), known.max()))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -245,7 +296,8 @@ def synthesize_hum(notes: Sequence[Note], style: HumStyle, sample_rate_hz: int,
 
     Returns:
         The audio and its time map; hum time 0 is `style.lead_in_s` hum seconds before
-        the first note's onset.
+        the first note's onset. Mistakes change pitches and the envelope only: a missed
+        note keeps its onset and its knot in the time map.
     """
     if not notes:
         raise ValueError("no notes to hum")
@@ -286,6 +338,29 @@ def synthesize_hum(notes: Sequence[Note], style: HumStyle, sample_rate_hz: int,
     pitch_offset = _pitch_offset(pitches, style)
     note_midi = pitches + pitch_offset + rng.normal(0.0, style.intonation_sd_semitones, count)
 
+    # Mistakes. The draws do not depend on the probabilities, so the same generator gives
+    # the same hum but for the mistakes.
+    kind = np.searchsorted(np.cumsum([style.octave_jump_probability, style.wrong_note_probability,
+                                      style.missed_note_probability]),
+                           rng.random(count), side="right")
+    octave_by = rng.choice([-12.0, 12.0], count)
+    wrong_by = rng.choice([-2.0, -1.0, 1.0, 2.0], count)
+    held = rng.random(count) < 0.5
+    note_midi += octave_by * (kind == 0) + wrong_by * (kind == 1)
+    missed = kind == 2
+    missed[0] = False
+    # owner[i]: the sung note whose sound covers note i (itself, or the one held through
+    # it), -1 where the voice is silent for it.
+    owner = np.arange(count)
+    segment_ends = ends.copy()
+    for i in np.flatnonzero(missed):
+        owner[i] = owner[i - 1] if held[i] and owner[i - 1] >= 0 else -1
+        if owner[i] >= 0:
+            note_midi[i] = note_midi[i - 1]
+            segment_ends[owner[i]] = ends[i]
+    starts_sound = owner == np.arange(count)
+    sound_onsets = onsets[np.where(owner >= 0, owner, np.arange(count))]
+
     last_end = onsets[-1] + duration[-1]
     total_s = max(last_end, ends[-1] + style.release_s) + rng.uniform(0.2, 0.4)
     n_samples = int(np.ceil(total_s * sample_rate_hz))
@@ -297,8 +372,8 @@ def synthesize_hum(notes: Sequence[Note], style: HumStyle, sample_rate_hz: int,
     # Portamento between connected notes, a scoop from below into a note after a rest.
     glides = style.glide_s * rng.uniform(0.6, 1.4, count)
     scoops = rng.uniform(0.3, 1.0, count) * (rng.random(count) < 0.5)
-    for i in range(count):
-        connected = i > 0 and onsets[i] - ends[i - 1] < 0.1
+    for i in np.flatnonzero(starts_sound):
+        connected = i > 0 and owner[i - 1] >= 0 and onsets[i] - segment_ends[owner[i - 1]] < 0.1
         if connected:
             begin = max(onsets[i] - 0.3 * glides[i], 0.5 * (onsets[i - 1] + onsets[i]))
             start_midi = note_midi[i - 1]
@@ -311,9 +386,10 @@ def synthesize_hum(notes: Sequence[Note], style: HumStyle, sample_rate_hz: int,
             shape = 0.5 - 0.5 * np.cos(np.pi * np.arange(b - a) / (b - a))
             midi[a:b] = start_midi + (note_midi[i] - start_midi) * shape
 
-    f0_hz = _expressive_f0(midi, t - onsets[current], style, sample_rate_hz, rng)
-    amplitude = _envelope(onsets, ends, style, n_samples, sample_rate_hz, rng)
-    audio = _render(f0_hz, amplitude, onsets, style, sample_rate_hz, rng)
+    f0_hz = _expressive_f0(midi, t - sound_onsets[current], style, sample_rate_hz, rng)
+    amplitude = _envelope(onsets[starts_sound], segment_ends[starts_sound], style, n_samples,
+                          sample_rate_hz, rng)
+    audio = _render(f0_hz, amplitude, onsets[starts_sound], style, sample_rate_hz, rng)
 
     knots_hum = np.concatenate([[0.0], onsets, [last_end, total_s]])
     knots_song = np.concatenate([

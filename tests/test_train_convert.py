@@ -16,7 +16,7 @@ from device.embedder import Embedder  # noqa: E402
 from training import corpora, losses, pairs  # noqa: E402
 from training.batches import PairBatches, shift_bins, stretch_frames  # noqa: E402
 from training.config import DataConfig, TrainConfig  # noqa: E402
-from training.render import Renderer, find_soundfonts  # noqa: E402
+from training.render import find_soundfonts  # noqa: E402
 
 FRONTEND = fe.FrontendConfig()
 
@@ -25,8 +25,8 @@ FRONTEND = fe.FrontendConfig()
 def pairs_dir(tmp_path_factory):
     data = DataConfig.smoke()
     out = tmp_path_factory.mktemp("pairs")
-    with Renderer(find_soundfonts()[0], FRONTEND.sample_rate_hz) as renderer:
-        made = [pairs.make_song_pairs(s, renderer, data, FRONTEND) for s in corpora.written_tunes()]
+    with pairs.PairMaker(data, FRONTEND, find_soundfonts()) as maker:
+        made = [maker.make(s) for s in corpora.written_tunes()]
     with open(out / "shard_00000.pkl", "wb") as handle:
         pickle.dump([dataclasses.asdict(m) for m in made if m is not None], handle)
     return out

@@ -34,10 +34,12 @@ def shift_bins(spec: np.ndarray, shift: int) -> np.ndarray:
 
 
 def sample_pair(pairs: SongPairs, rng: np.random.Generator, config: TrainConfig,
-                frontend: fe.FrontendConfig) -> tuple[np.ndarray, np.ndarray] | None:
-    """One aligned pair of dB windows (window_frames, n_bins) each; None if none fits."""
+                frontend: fe.FrontendConfig, query: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+    """One aligned pair of dB windows (window_frames, n_bins) each, from the given query
+    of the song or a random one; None if none fits."""
     w = frontend.window_frames
-    h = int(rng.integers(len(pairs.hums_db)))
+    h = int(rng.integers(len(pairs.hums_db))) if query is None else query
     hum, to_rec = pairs.hums_db[h], pairs.hum_to_recording[h]
     factor = float(np.exp(rng.uniform(*np.log(config.tempo_range))))
     span = int(round(w * factor))

@@ -13,7 +13,19 @@ class DataConfig:
     Attributes:
         excerpt_s: song seconds rendered and hummed per song (starting at a seeded
             melody onset), bounding memory.
-        hums_per_song: synthetic hums per excerpt, each with its own voice, key and tempo.
+        hums_per_song: synthetic queries per excerpt, each with its own voice, key and
+            tempo, made from the notes or along the pitch-track path.
+        track_fraction: share of queries made along the pitch-track path (sung rendition,
+            pitch tracker, re-rendered), the rest are synthesized from the notes.
+        tone_fraction: share of the pitch-track queries played by the tone generator
+            rather than the hum synthesizer.
+        sung_lead_fraction: share of recordings whose melody is sung by the synthetic
+            singer instead of a General MIDI instrument.
+        version_fraction: share of songs that also get another version (other
+            arrangement, soundfont, tempo and key), aligned to the recording with the
+            preliminary model; accepted alignments become extra queries.
+        mic_chain: whether queries pass through a simulated room, noise and microphone.
+        production_chain: whether recordings get reverb, compression and EQ.
         essen_limit: music21 Essen folk songs to include (0 = none).
         validation_fraction: fraction of training songs held out for validation (by song).
         test_fraction: fraction of shippable catalogue songs held out of training for
@@ -21,7 +33,13 @@ class DataConfig:
     """
 
     excerpt_s: float = 45.0
-    hums_per_song: int = 2
+    hums_per_song: int = 3
+    track_fraction: float = 0.3
+    tone_fraction: float = 0.3
+    sung_lead_fraction: float = 0.25
+    version_fraction: float = 0.5
+    mic_chain: bool = True
+    production_chain: bool = True
     essen_limit: int = 1500
     validation_fraction: float = 0.05
     test_fraction: float = 0.1
@@ -33,7 +51,7 @@ class DataConfig:
 
     @staticmethod
     def smoke() -> "DataConfig":
-        return DataConfig(excerpt_s=12.0, hums_per_song=1, essen_limit=0)
+        return DataConfig(excerpt_s=12.0, hums_per_song=2, essen_limit=0, version_fraction=0.0)
 
 
 @dataclasses.dataclass(frozen=True)

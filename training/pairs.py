@@ -1,8 +1,16 @@
-"""Paired features: rendered recordings and synthetic hums of the same melody excerpts.
+"""Paired features: recordings and queries of the same melody excerpts.
 
-Building renders each song's excerpt with FluidSynth and hums it, runs the device
-frontend on both, and caches the dB spectrograms (float16) with the time map from hum
-frames to recording frames, in shards that a restarted build skips.
+For each song a seeded excerpt is arranged and rendered with FluidSynth (one of several
+soundfonts; sometimes with a synthetic singer carrying the melody), produced (reverb,
+compression, EQ), and queried several times: hums, sung syllables and whistles made
+from the notes or along the pitch-track path, each through a simulated room, noise and
+microphone. Half the songs also get another version (other arrangement, soundfont,
+tempo and key) aligned to the recording by a preliminary model. The device frontend
+turns everything into dB spectrograms (float16), cached with the time map from query
+frames to recording frames, in shards that a restarted build skips. Everything derives
+from DataConfig.seed and the song id, so a rebuild gives the same shards.
+
+    python -m training.pairs --shared-data ../shared/data --out data/pairs/v2
 """
 from __future__ import annotations
 
@@ -20,12 +28,18 @@ import numpy as np
 from device import frontend as fe
 from training import corpora
 from training.config import DataConfig
+from device.assets import default_model_dir
+from device.embedder import Embedder
+from training import mine
+from training.acoustics import MicChain, ProductionChain
 from training.hum import HumStyle, synthesize_hum
 from training.melody import Song
-from training.render import Renderer, find_soundfonts
+from training.pitch_track import track_hum
+from training.render import Renderer, arrange, find_soundfonts, mix_lead
 
 SHARD_SONGS = 50
 MARGIN_S = 2.0  # recording context rendered around the hummed excerpt
+SINGER_VOICES = ("la", "da", "oo")  # syllables of the synthetic singer in recordings
 
 
 @dataclasses.dataclass
@@ -34,15 +48,19 @@ class SongPairs:
 
     Attributes:
         recording_db: float16 (T_r, n_bins) spectrogram of the rendered excerpt.
-        hums_db: per hum, float16 (T_h, n_bins).
-        hum_to_recording: per hum, float32 (T_h,): the recording frame (fractional) that
-            sounds the same melody moment as each hum frame.
+        hums_db: per query, float16 (T_h, n_bins).
+        hum_to_recording: per query, float32 (T_h,): the recording frame (fractional)
+            that sounds the same melody moment as each query frame.
+        kinds: per query, what made it: a voice ("hum", "la", "da", "oo", "whistle"),
+            "track-<voice>" or "track-tone" (the pitch-track path), or "version" (a
+            mined version); empty for shards of the vertical slice.
     """
 
     song_id: str
     recording_db: np.ndarray
     hums_db: list[np.ndarray]
     hum_to_recording: list[np.ndarray]
+    kinds: list[str] = dataclasses.field(default_factory=list)
 
 
 def song_seed(song_id: str, seed: int) -> int:
@@ -81,38 +99,139 @@ def frame_centres_s(n: int, config: fe.FrontendConfig) -> np.ndarray:
     return (np.arange(n) * config.hop_length_samples + config.frame_length_samples / 2) / config.sample_rate_hz
 
 
-def make_song_pairs(song: Song, renderer: Renderer, data: DataConfig,
-                    config: fe.FrontendConfig) -> SongPairs | None:
-    """Renders, hums and featurises one song; None when its excerpt is too short."""
-    rng = np.random.default_rng(song_seed(song.song_id, data.seed))
-    notes = excerpt_notes(song, rng, data.excerpt_s)
-    if len(notes) < 4:
-        return None
-    start_s = max(0.0, notes[0].start_s - MARGIN_S)
-    duration_s = notes[-1].end_s + MARGIN_S - start_s
-    recording = renderer.render(song, seed=int(rng.integers(2**31)), start_s=start_s, duration_s=duration_s)
-    recording_db = fe.log_spectrogram(recording, config)
-    if recording_db.shape[0] < config.window_frames:
-        return None
-    hop_s = config.hop_length_samples / config.sample_rate_hz
-    offset_s = config.frame_length_samples / 2 / config.sample_rate_hz
-    hums, maps = [], []
-    for _ in range(data.hums_per_song):
-        hum = synthesize_hum(notes, HumStyle.sample(rng), config.sample_rate_hz, rng)
-        hum_db = fe.log_spectrogram(hum.audio, config)
-        song_t = hum.song_time(frame_centres_s(hum_db.shape[0], config))
-        hums.append(hum_db.astype(np.float16))
-        maps.append(((song_t - start_s - offset_s) / hop_s).astype(np.float32))
-    return SongPairs(song.song_id, recording_db.astype(np.float16), hums, maps)
+class PairMaker:
+    """Makes one song's pairs: everything a build worker holds open.
+
+    A Renderer per soundfont (each song draws its own, and a version draws another),
+    and, when versions are mined, the preliminary model. Use as a context manager.
+    """
+
+    def __init__(self, data: DataConfig, frontend: fe.FrontendConfig, soundfonts: list[Path],
+                 miner_model: Path | None = None):
+        """
+        Args:
+            data: the recipe.
+            frontend: the device frontend configuration.
+            soundfonts: General MIDI soundfonts to render with (at least one).
+            miner_model: preliminary model directory that aligns versions; required when
+                data.version_fraction > 0.
+        """
+        if not soundfonts:
+            raise ValueError("no soundfont to render with")
+        if data.version_fraction > 0 and miner_model is None:
+            raise ValueError("mining versions needs a preliminary model")
+        self.data, self.frontend = data, frontend
+        self.renderers = [Renderer(Path(sf), frontend.sample_rate_hz) for sf in soundfonts]
+        self.embedder = (Embedder(Path(miner_model) / "model.tflite", num_threads=1)
+                         if data.version_fraction > 0 else None)
+
+    def close(self) -> None:
+        for renderer in self.renderers:
+            renderer.close()
+
+    def __enter__(self) -> PairMaker:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def make(self, song: Song) -> SongPairs | None:
+        """Renders, produces, queries and featurises one song; None when its excerpt is
+        too short. The same song and DataConfig.seed always give the same pairs."""
+        data, config = self.data, self.frontend
+        sr = config.sample_rate_hz
+        rng = np.random.default_rng(song_seed(song.song_id, data.seed))
+        notes = excerpt_notes(song, rng, data.excerpt_s)
+        if len(notes) < 4:
+            return None
+        start_s = max(0.0, notes[0].start_s - MARGIN_S)
+        duration_s = notes[-1].end_s + MARGIN_S - start_s
+        sf = int(rng.integers(len(self.renderers)))
+        recording = self._record(song, notes, self.renderers[sf], rng, start_s, duration_s)
+        recording_db = fe.log_spectrogram(recording, config)
+        if recording_db.shape[0] < config.window_frames:
+            return None
+        hop_s = config.hop_length_samples / sr
+        offset_s = config.frame_length_samples / 2 / sr
+        queries, maps, kinds = [], [], []
+        for _ in range(data.hums_per_song):
+            style = HumStyle.sample(rng)
+            if rng.random() < data.track_fraction:
+                tone = bool(rng.random() < data.tone_fraction)
+                hum = track_hum(notes, style, sr, rng, tone=tone)
+                kind = "track-tone" if tone else f"track-{style.voice}"
+            else:
+                hum = synthesize_hum(notes, style, sr, rng)
+                kind = style.voice
+            audio = hum.audio
+            if data.mic_chain:
+                audio = MicChain.sample(rng).apply(audio, sr, rng)
+            query_db = fe.log_spectrogram(audio, config)
+            song_t = hum.song_time(frame_centres_s(query_db.shape[0], config))
+            queries.append(query_db.astype(np.float16))
+            maps.append(((song_t - start_s - offset_s) / hop_s).astype(np.float32))
+            kinds.append(kind)
+        if rng.random() < data.version_fraction:
+            mined = self._mine_version(song, recording_db, sf, rng, start_s, duration_s)
+            if mined is not None:
+                queries.append(mined[0])
+                maps.append(mined[1])
+                kinds.append("version")
+        return SongPairs(song.song_id, recording_db.astype(np.float16), queries, maps, kinds)
+
+    def _record(self, song: Song, notes: list, renderer: Renderer, rng: np.random.Generator,
+                start_s: float, duration_s: float) -> np.ndarray:
+        """The recording of [start_s, start_s + duration_s): an arrangement, maybe sung,
+        maybe produced. float32 (n_samples,)."""
+        sr = self.frontend.sample_rate_hz
+        seed = int(rng.integers(2**31))
+        if rng.random() < self.data.sung_lead_fraction:
+            audio = renderer.render(song, seed, start_s=start_s, duration_s=duration_s, lead=False)
+            singer = dataclasses.replace(HumStyle.sample(rng), transpose_semitones=0.0, tempo_factor=1.0,
+                                         voice=str(rng.choice(SINGER_VOICES)), hiss_db=-90.0)
+            voice = synthesize_hum(notes, singer, sr, rng)
+            at = int(round((voice.knots_song_s[0] - start_s) * sr))
+            lead = np.zeros_like(audio)
+            lo, hi = max(at, 0), min(at + voice.audio.size, audio.size)
+            lead[lo:hi] = voice.audio[lo - at:hi - at]
+            audio = mix_lead(audio, lead, arrange(song, seed).lead_db)
+        else:
+            audio = renderer.render(song, seed, start_s=start_s, duration_s=duration_s)
+        if self.data.production_chain:
+            audio = ProductionChain.sample(rng).apply(audio, sr)
+        return audio
+
+    def _mine_version(self, song: Song, recording_db: np.ndarray, sf: int, rng: np.random.Generator,
+                      start_s: float, duration_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """Another version of the same passage (other arrangement and soundfont, tempo
+        and key), aligned to the recording by the preliminary model; the known tempo is
+        not used. Returns (float16 (T_v, bins) spectrogram, float32 (T_v,) recording
+        frames) or None when the alignment is not confident."""
+        config = self.frontend
+        mining = mine.MineConfig.default()
+        version = mine.Version.sample(rng, mining)
+        others = [r for i, r in enumerate(self.renderers) if i != sf] or self.renderers
+        other = others[int(rng.integers(len(others)))]
+        audio = other.render(mine.version_of(song, version.tempo_factor, version.transpose_semitones),
+                             version.seed, start_s=start_s / version.tempo_factor,
+                             duration_s=duration_s / version.tempo_factor)
+        if self.data.production_chain:
+            audio = ProductionChain.sample(rng).apply(audio, config.sample_rate_hz)
+        version_db = fe.log_spectrogram(audio, config)
+        alignment = mine.align(version_db, recording_db, self.embedder, mining, config)
+        if alignment is None:
+            return None
+        return version_db.astype(np.float16), alignment.recording_frames.astype(np.float32)
 
 
-def _build_shard(job: tuple[list[Song], Path, DataConfig, str]) -> str:
-    songs, path, data, soundfont = job
+def _build_shard(job: tuple[list[Song], Path, DataConfig, list[str], str | None]) -> str:
+    songs, path, data, soundfonts, miner_model = job
     config = fe.FrontendConfig()
     pairs = []
-    with Renderer(Path(soundfont), config.sample_rate_hz) as renderer:
+    with PairMaker(data, config, [Path(sf) for sf in soundfonts],
+                   Path(miner_model) if miner_model else None) as maker:
         for song in songs:
-            made = make_song_pairs(song, renderer, data, config)
+            made = maker.make(song)
             if made is not None:
                 pairs.append(made)
     tmp = path.with_suffix(".tmp")
@@ -122,11 +241,9 @@ def _build_shard(job: tuple[list[Song], Path, DataConfig, str]) -> str:
     return path.name
 
 
-def build(songs: list[Song], out_dir: Path, data: DataConfig, workers: int = 2) -> list[Path]:
-    """Builds (or completes) the shards for `songs` in out_dir; prints progress to stderr.
-
-    Soundfonts alternate between shards so the model hears more than one.
-    """
+def build(songs: list[Song], out_dir: Path, data: DataConfig, workers: int = 2,
+          miner_model: Path | None = None) -> list[Path]:
+    """Builds (or completes) the shards for `songs` in out_dir; prints progress to stderr."""
     out_dir.mkdir(parents=True, exist_ok=True)
     soundfonts = [str(p) for p in find_soundfonts()]
     jobs, paths = [], []
@@ -134,7 +251,8 @@ def build(songs: list[Song], out_dir: Path, data: DataConfig, workers: int = 2) 
         path = out_dir / f"shard_{i // SHARD_SONGS:05d}.pkl"
         paths.append(path)
         if not path.exists():
-            jobs.append((songs[i:i + SHARD_SONGS], path, data, soundfonts[(i // SHARD_SONGS) % len(soundfonts)]))
+            jobs.append((songs[i:i + SHARD_SONGS], path, data, soundfonts,
+                         str(miner_model) if miner_model else None))
     started = time.time()
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         for done, name in enumerate(pool.imap_unordered(_build_shard, jobs), 1):
@@ -159,11 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", choices=("default", "smoke"), default="default")
     parser.add_argument("--limit", type=int, default=None, help="at most this many songs (smoke runs)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--miner-model", type=Path, default=default_model_dir(),
+                        help="preliminary model that aligns versions (default: the shipped model)")
     args = parser.parse_args(argv)
     data = getattr(DataConfig, args.preset)()
     songs = training_songs(args.shared_data, data)[:args.limit]
     print(f"pairs: {len(songs)} training songs", file=sys.stderr)
-    build(songs, args.out, data, args.workers)
+    build(songs, args.out, data, args.workers, args.miner_model)
     return 0
 
 

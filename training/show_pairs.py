@@ -1,6 +1,6 @@
 """A picture of what the model is trained on: query windows beside their recording windows.
 
-    python -m training.show_pairs --pairs data/pairs/v2 --out docs/pairs.png [--n 6]
+    python -m training.show_pairs --pairs data/pairs/v2 --out docs/pairs.png [--n 12]
 
 Each row is one training pair as the model sees it (normalised windows, after the
 pitch and tempo augmentation), labelled with what made the query (hum, sung syllable,
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+from PIL import Image
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -52,7 +53,7 @@ def plot(pairs_dir: Path, out: Path, n: int, seed: int) -> None:
     rows = chosen_pairs(songs, n, np.random.default_rng(seed), frontend)
     extent = (0, frontend.window_seconds, 0, frontend.n_bins / frontend.bins_per_semitone)
     fig, axes = plt.subplots(len(rows), 2, figsize=(10, 2.2 * len(rows)), sharex=True, sharey=True,
-                             squeeze=False)
+                             squeeze=False, dpi=70)
     for i, (label, query, recording) in enumerate(rows):
         for j, (title, window) in enumerate(((f"query: {label}", query), ("recording", recording))):
             ax = axes[i, j]
@@ -63,14 +64,15 @@ def plot(pairs_dir: Path, out: Path, n: int, seed: int) -> None:
         ax.set_xlabel("seconds")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=80)
+    fig.canvas.draw()  # a 64-colour palette keeps the noisy spectrograms' PNG small
+    Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3]).quantize(64).save(out, optimize=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--n", type=int, default=6)
+    parser.add_argument("--n", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     plot(args.pairs, args.out, args.n, args.seed)

@@ -3,7 +3,8 @@
     python -m benchmarks.evaluate --shared-data ../shared/data --out benchmarks/results
 
 (a) synthetic: hums (any voice, key, tempo) of songs held out of training, 5-15 s from a
-    random point of the melody, against the default catalogue.
+    random point of the melody, against the default catalogue; "synthetic-mic" repeats
+    the same hums through a simulated room, noise and microphone (training.acoustics).
 (b) mir1k: the real voice (right channel) of each mir1k-dev clip, transposed by a random
     +-3 semitones and time-stretched by +-10%, against the default catalogue extended with
     the mixed clips (both channels); the right answer is the clip itself.
@@ -26,6 +27,7 @@ from device import assets, indexing
 from device.audio import resample, to_mono
 from device.catalogue import Catalogue
 from device.recognizer import Recognizer
+from training.acoustics import MicChain
 from training.augment import transpose_and_stretch
 from training.config import DataConfig
 from training.hum import hum_excerpt
@@ -49,18 +51,22 @@ def row(set_name: str, query: str, truth: str, result, seconds: float, elapsed_s
 
 
 def synthetic_queries(shared_data: Path, recognizer: Recognizer, n: int, seed: int) -> list[dict]:
-    """(a): hums of held-out catalogue songs."""
+    """(a): hums of held-out catalogue songs, clean and through a microphone chain."""
     data = DataConfig.default()
     songs = [s for s in catalogue_songs(shared_data) if is_test_song(s, data)]
     rng = np.random.default_rng(seed)
+    mic_rng = np.random.default_rng([seed, 1])  # its own stream: the clean hums stay the same
     rate = recognizer.frontend.sample_rate_hz
     rows = []
     for song in [songs[i] for i in rng.permutation(len(songs))[:n]]:
         hum, start_s = hum_excerpt(song.melody, rng, rate)
-        started = time.perf_counter()
-        result = recognizer.identify(hum.audio)
-        rows.append(row("synthetic", f"{song.song_id}@{start_s:.1f}", song.song_id, result,
-                        hum.audio.size / rate, time.perf_counter() - started))
+        chain = MicChain.sample(mic_rng)
+        for set_name, audio in (("synthetic", hum.audio),
+                                ("synthetic-mic", chain.apply(hum.audio, rate, mic_rng))):
+            started = time.perf_counter()
+            result = recognizer.identify(audio)
+            rows.append(row(set_name, f"{song.song_id}@{start_s:.1f}", song.song_id, result,
+                            audio.size / rate, time.perf_counter() - started))
     return rows
 
 
@@ -127,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     model_path, index_path = base.model_path, base.directory / base.manifest["index"]["file"]
     summary = {
         "synthetic": summarise([r for r in rows if r["set"] == "synthetic"]),
+        "synthetic_mic": summarise([r for r in rows if r["set"] == "synthetic-mic"]),
         "mir1k": summarise([r for r in rows if r["set"] == "mir1k"]),
         "catalogue_songs": len(base.songs), "catalogue_items": base.n_items,
         "mir1k_catalogue_items": extended_items,

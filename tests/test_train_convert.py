@@ -115,3 +115,14 @@ def test_an_interrupted_run_resumes_where_it_stopped(pairs_dir, tmp_path):
     with open(tmp_path / "history.csv") as handle:
         epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
     assert epochs == list(range(config.epochs))  # the second start continued, it did not restart
+
+
+def test_pair_figure_cycles_through_query_kinds(pairs_dir, tmp_path):
+    from training import show_pairs
+    songs = pairs.load([pairs_dir / "shard_00000.pkl"])
+    kinds = {kind for song in songs for kind in song.kinds}
+    rows = show_pairs.chosen_pairs(songs, len(kinds), np.random.default_rng(0), FRONTEND)
+    assert {label.split(" (")[0] for label, _, _ in rows} == kinds
+    assert all(q.shape == r.shape == (FRONTEND.window_frames, FRONTEND.n_bins) for _, q, r in rows)
+    show_pairs.plot(pairs_dir, tmp_path / "pairs.png", n=2, seed=0)
+    assert (tmp_path / "pairs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

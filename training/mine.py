@@ -131,16 +131,22 @@ def version_of(song: Song, tempo_factor: float, transpose_semitones: float) -> S
         chords=tuple(map(chord, song.chords)), beat_s=song.beat_s / tempo_factor)
 
 
-def render_version(song: Song, version: Version, renderer: Renderer, start_s: float,
-                   duration_s: float, frontend: fe.FrontendConfig) -> np.ndarray:
-    """Spectrogram of the version playing the song's span [start_s, start_s + duration_s).
+def version_audio(song: Song, version: Version, renderer: Renderer, start_s: float,
+                  duration_s: float) -> np.ndarray:
+    """The version playing the song's span [start_s, start_s + duration_s).
 
     Returns:
-        float16 (T_version, n_bins) in dB; the span lasts duration_s / tempo_factor seconds.
+        float32 (n_samples,): the span lasts duration_s / tempo_factor seconds.
     """
-    audio = renderer.render(version_of(song, version.tempo_factor, version.transpose_semitones),
-                            seed=version.seed, start_s=start_s / version.tempo_factor,
-                            duration_s=duration_s / version.tempo_factor)
+    return renderer.render(version_of(song, version.tempo_factor, version.transpose_semitones),
+                           seed=version.seed, start_s=start_s / version.tempo_factor,
+                           duration_s=duration_s / version.tempo_factor)
+
+
+def render_version(song: Song, version: Version, renderer: Renderer, start_s: float,
+                   duration_s: float, frontend: fe.FrontendConfig) -> np.ndarray:
+    """float16 (T_version, n_bins) dB spectrogram of `version_audio`."""
+    audio = version_audio(song, version, renderer, start_s, duration_s)
     return fe.log_spectrogram(audio, frontend).astype(np.float16)
 
 

@@ -212,9 +212,7 @@ class PairMaker:
         version = mine.Version.sample(rng, mining)
         others = [r for i, r in enumerate(self.renderers) if i != sf] or self.renderers
         other = others[int(rng.integers(len(others)))]
-        audio = other.render(mine.version_of(song, version.tempo_factor, version.transpose_semitones),
-                             version.seed, start_s=start_s / version.tempo_factor,
-                             duration_s=duration_s / version.tempo_factor)
+        audio = mine.version_audio(song, version, other, start_s, duration_s)
         if self.data.production_chain:
             audio = ProductionChain.sample(rng).apply(audio, config.sample_rate_hz)
         version_db = fe.log_spectrogram(audio, config)

@@ -24,8 +24,10 @@ class DataConfig:
         version_fraction: share of songs that also get another version (other
             arrangement, soundfont, tempo and key), aligned to the recording with the
             preliminary model; accepted alignments become extra queries.
-        mic_chain: whether queries pass through a simulated room, noise and microphone.
-        production_chain: whether recordings get reverb, compression and EQ.
+        mic_chain_fraction: share of queries passed through a simulated room, noise and
+            microphone; the rest stay as sung (people also hum in quiet rooms).
+        production_fraction: share of recordings given reverb, compression, EQ and
+            saturation; the rest stay as rendered.
         essen_limit: music21 Essen folk songs to include (0 = none).
         validation_fraction: fraction of training songs held out for validation (by song).
         test_fraction: fraction of shippable catalogue songs held out of training for
@@ -36,10 +38,10 @@ class DataConfig:
     hums_per_song: int = 3
     track_fraction: float = 0.3
     tone_fraction: float = 0.3
-    sung_lead_fraction: float = 0.25
+    sung_lead_fraction: float = 0.4
     version_fraction: float = 0.5
-    mic_chain: bool = True
-    production_chain: bool = True
+    mic_chain_fraction: float = 0.5
+    production_fraction: float = 0.5
     essen_limit: int = 1500
     validation_fraction: float = 0.05
     test_fraction: float = 0.1

@@ -164,7 +164,7 @@ class PairMaker:
                 hum = synthesize_hum(notes, style, sr, rng)
                 kind = style.voice
             audio = hum.audio
-            if data.mic_chain:
+            if rng.random() < data.mic_chain_fraction:
                 audio = MicChain.sample(rng).apply(audio, sr, rng)
             query_db = fe.log_spectrogram(audio, config)
             song_t = hum.song_time(frame_centres_s(query_db.shape[0], config))
@@ -187,8 +187,10 @@ class PairMaker:
         seed = int(rng.integers(2**31))
         if rng.random() < self.data.sung_lead_fraction:
             audio = renderer.render(song, seed, start_s=start_s, duration_s=duration_s, lead=False)
-            singer = dataclasses.replace(HumStyle.sample(rng), transpose_semitones=0.0, tempo_factor=1.0,
-                                         voice=str(rng.choice(SINGER_VOICES)), hiss_db=-90.0)
+            singer = dataclasses.replace(  # a studio singer: in time, in key, no wrong notes
+                HumStyle.sample(rng), transpose_semitones=0.0, tempo_factor=1.0,
+                voice=str(rng.choice(SINGER_VOICES)), hiss_db=-90.0, wrong_note_probability=0.0,
+                missed_note_probability=0.0, octave_jump_probability=0.0)
             voice = synthesize_hum(notes, singer, sr, rng)
             at = int(round((voice.knots_song_s[0] - start_s) * sr))
             lead = np.zeros_like(audio)
@@ -197,7 +199,7 @@ class PairMaker:
             audio = mix_lead(audio, lead, arrange(song, seed).lead_db)
         else:
             audio = renderer.render(song, seed, start_s=start_s, duration_s=duration_s)
-        if self.data.production_chain:
+        if rng.random() < self.data.production_fraction:
             audio = ProductionChain.sample(rng).apply(audio, sr)
         return audio
 
@@ -213,7 +215,7 @@ class PairMaker:
         others = [r for i, r in enumerate(self.renderers) if i != sf] or self.renderers
         other = others[int(rng.integers(len(others)))]
         audio = mine.version_audio(song, version, other, start_s, duration_s)
-        if self.data.production_chain:
+        if rng.random() < self.data.production_fraction:
             audio = ProductionChain.sample(rng).apply(audio, config.sample_rate_hz)
         version_db = fe.log_spectrogram(audio, config)
         alignment = mine.align(version_db, recording_db, self.embedder, mining, config)

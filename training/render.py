@@ -77,7 +77,7 @@ _PIANO_BASS_PROBABILITY = 0.5
 # Levels in dB, (low, high) of a uniform draw per render. The lead is relative to the
 # backing's loudness; doubling and line relative to the lead; bass and drums relative
 # to the accompaniment.
-_LEAD_DB = (-6.0, 8.0)
+_LEAD_DB = (-5.0, 8.0)
 _DOUBLING_DB = (-12.0, -4.0)
 _LINE_DB = (-5.0, 0.0)
 _BASS_DB = (-6.0, 1.0)

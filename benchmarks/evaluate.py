@@ -70,17 +70,32 @@ def synthetic_queries(shared_data: Path, recognizer: Recognizer, n: int, seed: i
     return rows
 
 
-def mir1k_queries(shared_data: Path, base: Catalogue, work: Path, seed: int) -> tuple[list[dict], Catalogue]:
-    """(b): real voices against the default catalogue plus the mixed clips."""
-    clips = sorted((shared_data / "mir1k-dev" / "audio").glob("*.flac"))
-    rate = base.frontend.sample_rate_hz
+def mir1k_clips(shared_data: Path) -> list[Path]:
+    """The mir1k-dev clips (stereo FLAC: left accompaniment, right voice), sorted."""
+    return sorted((shared_data / "mir1k-dev" / "audio").glob("*.flac"))
+
+
+def extend_with_mir1k(shared_data: Path, base: Catalogue, work: Path) -> Catalogue:
+    """`base` plus every mixed mir1k-dev clip (both channels; song id = the clip's stem).
+
+    Args:
+        work: a scratch directory; the mixed clips and the new catalogue are written there
+            (work/mir1k_mixed, work/catalogue), which must outlive the returned Catalogue.
+    """
     mixed_dir = work / "mir1k_mixed"
     mixed_dir.mkdir(parents=True, exist_ok=True)
-    for clip in clips:
+    for clip in mir1k_clips(shared_data):
         stereo, clip_rate = soundfile.read(clip, dtype="float32", always_2d=True)
         soundfile.write(mixed_dir / f"{clip.stem}.wav", to_mono(stereo), clip_rate)
     indexing.build(mixed_dir, work / "catalogue", None, base=base, log=lambda line: None)
-    catalogue = Catalogue(work / "catalogue")
+    return Catalogue(work / "catalogue")
+
+
+def mir1k_queries(shared_data: Path, base: Catalogue, work: Path, seed: int) -> tuple[list[dict], Catalogue]:
+    """(b): real voices against the default catalogue plus the mixed clips."""
+    clips = mir1k_clips(shared_data)
+    rate = base.frontend.sample_rate_hz
+    catalogue = extend_with_mir1k(shared_data, base, work)
     recognizer = Recognizer(catalogue)
     rng = np.random.default_rng(seed)
     rows = []

@@ -136,7 +136,7 @@ def load_nottingham(root: Path) -> list[Song]:
     songs = []
     used_ids: set[str] = set()
     for path in sorted((root / "ABC_cleaned").glob("*.abc")):
-        songs.extend(_abc_songs(
+        songs.extend(abc_songs(
             path, f"nottingham-{_safe_stem(path.stem)}", used_ids, artist="",
             source="nottingham", licence="GPL-3", shippable=False))
     return songs
@@ -157,7 +157,7 @@ def load_music21_essen(limit: int | None = None) -> list[Song]:
     if limit is not None and limit <= 0:
         return songs
     for path in sorted(Path(p) for p in music21.corpus.getComposer("essenFolksong")):
-        for song in _abc_songs(
+        for song in abc_songs(
                 path, f"essen-{_safe_stem(path.stem)}", used_ids, artist="",
                 source="music21-essen", licence="public-domain", shippable=False,
                 with_chords=False):
@@ -401,7 +401,7 @@ def _quarter_bpm(score: music21.stream.Stream) -> float:
     return DEFAULT_QUARTER_BPM
 
 
-def _abc_songs(path: Path, id_prefix: str, used_ids: set[str], **fields) -> Iterator[Song]:
+def abc_songs(path: Path, id_prefix: str, used_ids: set[str], **fields) -> Iterator[Song]:
     """Reads an ABC file tune by tune (lazily), skipping tunes music21 cannot read.
 
     Repeats are not expanded: music21's ABC repeat expansion replays whole tunes

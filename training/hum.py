@@ -672,8 +672,17 @@ def hum_excerpt(melody: Sequence[Note], rng: np.random.Generator, sample_rate_hz
     Returns:
         (the hum, the song time in seconds where the excerpt starts).
     """
-    seconds = float(rng.uniform(min_s, max_s))
+    notes, start_s = melody_excerpt(melody, rng, float(rng.uniform(min_s, max_s)))
+    return synthesize_hum(notes, HumStyle.sample(rng), sample_rate_hz, rng), start_s
+
+
+def melody_excerpt(melody: Sequence[Note], rng: np.random.Generator, seconds: float
+                   ) -> tuple[list[Note], float]:
+    """The notes of `seconds` song seconds from a random onset (the whole melody if shorter).
+
+    Returns:
+        (the notes, the song second where the excerpt starts).
+    """
     onsets = np.array([n.start_s for n in melody])
     first = int(rng.integers(max(1, int(np.searchsorted(onsets, onsets[-1] - seconds)))))
-    notes = [n for n in melody[first:] if n.start_s < onsets[first] + seconds]
-    return synthesize_hum(notes, HumStyle.sample(rng), sample_rate_hz, rng), float(onsets[first])
+    return [n for n in melody[first:] if n.start_s < onsets[first] + seconds], float(onsets[first])

@@ -18,11 +18,13 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
+from converter.package import catalogue_songs
 from device import assets, indexing
 from device.audio import resample, to_mono
 from device.catalogue import Catalogue
@@ -30,9 +32,9 @@ from device.recognizer import Recognizer
 from training.acoustics import MicChain
 from training.augment import transpose_and_stretch
 from training.config import DataConfig
-from training.hum import hum_excerpt
+from training.hum import Hum, hum_excerpt
+from training.melody import Song
 from training.pairs import is_test_song
-from converter.package import catalogue_songs
 
 FIELDS = ("set", "query", "truth", "rank", "top1", "score", "decision", "seconds", "time_ms")
 
@@ -50,16 +52,23 @@ def row(set_name: str, query: str, truth: str, result, seconds: float, elapsed_s
             "decision": result.decision, "seconds": round(seconds, 2), "time_ms": round(elapsed_s * 1000, 1)}
 
 
-def synthetic_queries(shared_data: Path, recognizer: Recognizer, n: int, seed: int) -> list[dict]:
-    """(a): hums of held-out catalogue songs, clean and through a microphone chain."""
+def synthetic_hums(shared_data: Path, n: int, seed: int, rate: int) -> Iterator[tuple[Song, float, Hum]]:
+    """(a)'s queries: (song, start second, hum) for n held-out catalogue songs, seeded;
+    every benchmark that reports (a) draws them here."""
     data = DataConfig.default()
     songs = [s for s in catalogue_songs(shared_data) if is_test_song(s, data)]
     rng = np.random.default_rng(seed)
+    for song in [songs[i] for i in rng.permutation(len(songs))[:n]]:
+        hum, start_s = hum_excerpt(song.melody, rng, rate)
+        yield song, start_s, hum
+
+
+def synthetic_queries(shared_data: Path, recognizer: Recognizer, n: int, seed: int) -> list[dict]:
+    """(a): hums of held-out catalogue songs, clean and through a microphone chain."""
     mic_rng = np.random.default_rng([seed, 1])  # its own stream: the clean hums stay the same
     rate = recognizer.frontend.sample_rate_hz
     rows = []
-    for song in [songs[i] for i in rng.permutation(len(songs))[:n]]:
-        hum, start_s = hum_excerpt(song.melody, rng, rate)
+    for song, start_s, hum in synthetic_hums(shared_data, n, seed, rate):
         chain = MicChain.sample(mic_rng)
         for set_name, audio in (("synthetic", hum.audio),
                                 ("synthetic-mic", chain.apply(hum.audio, rate, mic_rng))):
@@ -91,23 +100,28 @@ def extend_with_mir1k(shared_data: Path, base: Catalogue, work: Path) -> Catalog
     return Catalogue(work / "catalogue")
 
 
-def mir1k_queries(shared_data: Path, base: Catalogue, work: Path, seed: int) -> tuple[list[dict], Catalogue]:
-    """(b): real voices against the default catalogue plus the mixed clips."""
-    clips = mir1k_clips(shared_data)
-    rate = base.frontend.sample_rate_hz
-    catalogue = extend_with_mir1k(shared_data, base, work)
-    recognizer = Recognizer(catalogue)
+def mir1k_voices(shared_data: Path, seed: int, rate: int) -> Iterator[tuple[str, str, np.ndarray]]:
+    """(b)'s queries: (clip stem, query name, voice) for every clip, the right channel
+    transposed by a random +-3 semitones and stretched by +-10%, seeded."""
     rng = np.random.default_rng(seed)
-    rows = []
-    for clip in clips:
+    for clip in mir1k_clips(shared_data):
         stereo, clip_rate = soundfile.read(clip, dtype="float32", always_2d=True)
         voice = resample(stereo[:, 1], clip_rate, rate)
         semitones, tempo = float(rng.uniform(-3, 3)), float(rng.uniform(0.9, 1.1))
-        query = transpose_and_stretch(voice, rate, semitones, tempo)
+        yield (clip.stem, f"{clip.stem} {semitones:+.1f}st x{tempo:.2f}",
+               transpose_and_stretch(voice, rate, semitones, tempo))
+
+
+def mir1k_queries(shared_data: Path, base: Catalogue, work: Path, seed: int) -> tuple[list[dict], Catalogue]:
+    """(b): real voices against the default catalogue plus the mixed clips."""
+    catalogue = extend_with_mir1k(shared_data, base, work)
+    recognizer = Recognizer(catalogue)
+    rate = base.frontend.sample_rate_hz
+    rows = []
+    for stem, name, query in mir1k_voices(shared_data, seed, rate):
         started = time.perf_counter()
         result = recognizer.identify(query)
-        rows.append(row("mir1k", f"{clip.stem} {semitones:+.1f}st x{tempo:.2f}", clip.stem, result,
-                        query.size / rate, time.perf_counter() - started))
+        rows.append(row("mir1k", name, stem, result, query.size / rate, time.perf_counter() - started))
     return rows, catalogue
 
 

@@ -70,7 +70,7 @@ from device import indexing
 from device.catalogue import Catalogue, SongInfo, write_catalogue
 from training.config import DataConfig
 from training.melody import Song
-from training.pairs import is_test_song, song_seed
+from training.pairs import is_test_id, song_seed
 
 # music21 corpus folder, id prefix, artist shown in results; in pool order.
 COLLECTIONS = (
@@ -349,8 +349,9 @@ def target_seconds(song: Song, durations_s: tuple[float, ...], max_seconds: floa
 
 
 def _render_batch(job: tuple[list[tuple[Song, float]], Path, str]) -> list[dict]:
-    from training.render import Renderer
     import soundfile
+
+    from training.render import Renderer
     items, out_dir, soundfont = job
     rate = fe.FrontendConfig().sample_rate_hz
     rows = []
@@ -473,7 +474,7 @@ def build_catalogue(base_dir: Path, out_dir: Path, size: int, distractors_dir: P
             first += song.n_items
         write_catalogue(out_dir, base.manifest, base.model_path, renumbered,
                         np.concatenate(kept), base.config)
-        n_test = sum(_is_test_id(s.song_id) for s in songs)
+        n_test = sum(is_test_id(s.song_id, DataConfig.default()) for s in songs)
         description = {"base_songs": size, "of_them_test_songs": n_test, "distractors": 0}
     else:
         if distractors_dir is None:
@@ -494,25 +495,19 @@ def build_catalogue(base_dir: Path, out_dir: Path, size: int, distractors_dir: P
         if added != wanted:
             raise ValueError(f"{out_dir}: {added} distractors indexed of {wanted} ({skipped} skipped)")
         description = {"base_songs": len(base.songs),
-                       "of_them_test_songs": sum(_is_test_id(s.song_id) for s in base.songs),
+                       "of_them_test_songs": sum(is_test_id(s.song_id, DataConfig.default()) for s in base.songs),
                        "distractors": added}
     built = Catalogue(out_dir)
     description.update({"songs": len(built.songs), "items": built.n_items, "out": str(out_dir)})
     return description
 
 
-def _is_test_id(song_id: str) -> bool:
-    """is_test_song for a catalogue entry (every catalogue song is shippable)."""
-    stub = Song(song_id=song_id, title="", artist="", source="", licence="", shippable=True, melody=())
-    return is_test_song(stub, DataConfig.default())
-
-
 def _subset(base: Catalogue, size: int, seed: int) -> list[SongInfo]:
     """`size` songs of the base, in base order: every held-out test song, then a sample."""
-    test = [s for s in base.songs if _is_test_id(s.song_id)]
+    test = [s for s in base.songs if is_test_id(s.song_id, DataConfig.default())]
     if len(test) > size:
         raise ValueError(f"{size} songs cannot hold the base's {len(test)} held-out test songs")
-    others = sorted((s for s in base.songs if not _is_test_id(s.song_id)),
+    others = sorted((s for s in base.songs if not is_test_id(s.song_id, DataConfig.default())),
                     key=lambda s: (song_seed(s.song_id, seed), s.song_id))
     chosen = {s.song_id for s in test + others[:size - len(test)]}
     return [s for s in base.songs if s.song_id in chosen]

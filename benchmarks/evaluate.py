@@ -100,13 +100,18 @@ def extend_with_mir1k(shared_data: Path, base: Catalogue, work: Path) -> Catalog
     return Catalogue(work / "catalogue")
 
 
+def read_voice(clip: Path, sample_rate_hz: int) -> np.ndarray:
+    """The singing voice of a mir1k-dev clip (the right channel) at sample_rate_hz."""
+    stereo, clip_rate = soundfile.read(clip, dtype="float32", always_2d=True)
+    return resample(stereo[:, 1], clip_rate, sample_rate_hz)
+
+
 def mir1k_voices(shared_data: Path, seed: int, rate: int) -> Iterator[tuple[str, str, np.ndarray]]:
     """(b)'s queries: (clip stem, query name, voice) for every clip, the right channel
     transposed by a random +-3 semitones and stretched by +-10%, seeded."""
     rng = np.random.default_rng(seed)
     for clip in mir1k_clips(shared_data):
-        stereo, clip_rate = soundfile.read(clip, dtype="float32", always_2d=True)
-        voice = resample(stereo[:, 1], clip_rate, rate)
+        voice = read_voice(clip, rate)
         semitones, tempo = float(rng.uniform(-3, 3)), float(rng.uniform(0.9, 1.1))
         yield (clip.stem, f"{clip.stem} {semitones:+.1f}st x{tempo:.2f}",
                transpose_and_stretch(voice, rate, semitones, tempo))

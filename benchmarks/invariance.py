@@ -37,12 +37,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import soundfile
 
-from benchmarks.evaluate import extend_with_mir1k, mir1k_clips, row, summarise
+from benchmarks.evaluate import (
+    extend_with_mir1k,
+    mir1k_clips,
+    read_voice,
+    row,
+    summarise,
+)
 from converter.package import catalogue_songs
 from device import assets
-from device.audio import resample
 from device.catalogue import Catalogue
 from device.recognizer import Recognizer
 from training.augment import transpose_and_stretch
@@ -151,12 +155,6 @@ def voice_variant(voice: np.ndarray, sample_rate_hz: int, axis: str, value) -> n
     if axis == "tempo":
         return transpose_and_stretch(voice, sample_rate_hz, 0.0, float(value))
     raise ValueError(f"a recorded voice varies along transposition or tempo, not {axis!r}")
-
-
-def read_voice(clip: Path, sample_rate_hz: int) -> np.ndarray:
-    """The singing voice of a mir1k-dev clip (the right channel) at sample_rate_hz."""
-    stereo, clip_rate = soundfile.read(clip, dtype="float32", always_2d=True)
-    return resample(stereo[:, 1], clip_rate, sample_rate_hz)
 
 
 def held_out_songs(songs: Sequence[Song], n: int, seed: int) -> list[Song]:

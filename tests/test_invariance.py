@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks import invariance as inv
-from benchmarks.evaluate import mir1k_clips
+from benchmarks.evaluate import mir1k_clips, read_voice
 from device import assets
 from device.frontend import FrontendConfig
 from training import corpora
@@ -112,7 +112,7 @@ def test_styled_rejects_an_unknown_axis(tune):
 @pytest.fixture(scope="module")
 def real_voice(shared_data: Path) -> np.ndarray:
     """The first 6 s of a mir1k-dev voice (right channel)."""
-    return inv.read_voice(mir1k_clips(shared_data)[0], SR)[:6 * SR]
+    return read_voice(mir1k_clips(shared_data)[0], SR)[:6 * SR]
 
 
 @pytest.mark.parametrize("semitones", [-6.0, 4.0])

@@ -26,12 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from device import frontend as fe
-from training import corpora
-from training.config import DataConfig
 from device.assets import default_model_dir
 from device.embedder import Embedder
-from training import mine
+from training import corpora, mine
 from training.acoustics import MicChain, ProductionChain
+from training.config import DataConfig
 from training.hum import HumStyle, synthesize_hum
 from training.melody import Song
 from training.pitch_track import track_hum
@@ -70,7 +69,12 @@ def song_seed(song_id: str, seed: int) -> int:
 
 def is_test_song(song: Song, data: DataConfig) -> bool:
     """Shippable songs held out of training, for the evaluation (a stable hash of the id)."""
-    return song.shippable and song_seed(song.song_id, data.seed + 1) % 10_000 < data.test_fraction * 10_000
+    return song.shippable and is_test_id(song.song_id, data)
+
+
+def is_test_id(song_id: str, data: DataConfig) -> bool:
+    """Whether a shippable song with this id is held out (catalogue songs are shippable)."""
+    return song_seed(song_id, data.seed + 1) % 10_000 < data.test_fraction * 10_000
 
 
 def training_songs(shared_data: Path, data: DataConfig) -> list[Song]:

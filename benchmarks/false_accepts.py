@@ -282,6 +282,33 @@ def summarise(rows: list[dict]) -> dict:
     return summary
 
 
+def build_queries(shared_data: Path, catalogue: Catalogue, kinds: list[str], per_kind: int, seed: int,
+                  pool_cache: Path | None) -> tuple[list[Query], dict]:
+    """(queries, notes): per_kind queries of each kind; notes say why a kind was skipped.
+
+    The hums are of reserved tunes not in `catalogue`; pool_cache is
+    benchmarks.distractors' pool pickle (else the pool is read: minutes).
+    """
+    rate = catalogue.frontend.sample_rate_hz
+    queries, notes = [], {}
+    if "noise" in kinds:
+        queries += noise_queries(per_kind, seed, rate)
+    if "speech" in kinds:
+        try:
+            queries += speech_queries(per_kind, seed, rate)
+        except SpeechUnavailable as exc:
+            notes["speech_skipped"] = str(exc)
+            print(f"false_accepts: speech skipped: {exc}", file=sys.stderr)
+    if "hum" in kinds:
+        from benchmarks.distractors import load_pool
+        pool = load_pool(shared_data, pool_cache, log=lambda line: None if line.startswith(
+            "dropped") else print(line, file=sys.stderr, flush=True))
+        in_catalogue = {s.song_id for s in catalogue.songs}
+        songs = [s for s in pool.reserved if s.song_id not in in_catalogue]
+        queries += hum_queries(songs, per_kind, seed, rate)
+    return queries, notes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared-data", type=Path, required=True)
@@ -298,23 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--kinds: unknown {sorted(set(kinds) - set(KINDS))}")
     catalogue = Catalogue(args.index)
     recognizer = Recognizer(catalogue)
-    rate = recognizer.frontend.sample_rate_hz
-    queries, notes = [], {}
-    if "noise" in kinds:
-        queries += noise_queries(args.per_kind, args.seed, rate)
-    if "speech" in kinds:
-        try:
-            queries += speech_queries(args.per_kind, args.seed, rate)
-        except SpeechUnavailable as exc:
-            notes["speech_skipped"] = str(exc)
-            print(f"false_accepts: speech skipped: {exc}", file=sys.stderr)
-    if "hum" in kinds:
-        from benchmarks.distractors import load_pool
-        pool = load_pool(args.shared_data, args.pool_cache, log=lambda line: None if line.startswith(
-            "dropped") else print(line, file=sys.stderr, flush=True))
-        in_catalogue = {s.song_id for s in catalogue.songs}
-        songs = [s for s in pool.reserved if s.song_id not in in_catalogue]
-        queries += hum_queries(songs, args.per_kind, args.seed, rate)
+    queries, notes = build_queries(args.shared_data, catalogue, kinds, args.per_kind, args.seed,
+                                   args.pool_cache)
     rows = []
     for number, query in enumerate(queries, 1):
         rows.append(judge(recognizer, query))

@@ -70,8 +70,14 @@ def multiply_accumulates(model: keras.Model) -> int:
     return int(total)
 
 
-def convert(run_dir: Path, pairs_dir: Path, out_dir: Path, weights: str = "best.keras") -> dict:
-    """Writes out_dir/model.tflite and manifest.json; returns the manifest."""
+def convert(run_dir: Path, pairs_dir: Path, out_dir: Path, weights: str = "best.keras",
+            float_dir: Path | None = None) -> dict:
+    """Writes out_dir/model.tflite and manifest.json; returns the manifest.
+
+    Args:
+        float_dir: if given, the float32 model is written there as a model directory of its
+            own (for measuring int8 against float with the device's code).
+    """
     _, train, _ = cfg.load(run_dir / "config.json")
     model = keras.models.load_model(run_dir / weights, compile=False)
     songs = pairs.load(sorted(pairs_dir.glob("shard_*.pkl"))[:4])
@@ -84,28 +90,36 @@ def convert(run_dir: Path, pairs_dir: Path, out_dir: Path, weights: str = "best.
     check = calibration_windows(songs, train, n_batches=2, seed=123)  # not the calibration set
     agreement = float(np.mean(np.sum(Embedder(out_dir / MODEL_FILE).embed(check)
                                      * Embedder(run_dir / "model_float.tflite").embed(check), axis=1)))
-    frontend = fe.FrontendConfig()
     history = run_dir / "final_metrics.json"
+    model_section = {
+        "embedding_dim": train.embedding_dim,
+        "parameters": int(model.count_params()),
+        "macs_per_window": multiply_accumulates(model),
+        "int8_vs_float_cosine": round(agreement, 4),
+        "training_run": {
+            "name": train.name,
+            "run": run_dir.name,
+            "weights": weights,
+            "config": json.loads((run_dir / "config.json").read_text()),
+            "final_metrics": json.loads(history.read_text()) if history.exists() else None,
+        },
+    }
+    if float_dir is not None:
+        float_dir.mkdir(parents=True, exist_ok=True)
+        (float_dir / MODEL_FILE).write_bytes(float_bytes)
+        _write_manifest(float_dir, "float32", model_section)
+    return _write_manifest(out_dir, "int8", model_section)
+
+
+def _write_manifest(out_dir: Path, quantization: str, model_section: dict) -> dict:
+    """The model directory's manifest.json for out_dir/model.tflite; returns it."""
+    frontend = fe.FrontendConfig()
     manifest = {
         "format": mf.MODEL_FORMAT,
         "frontend": frontend.to_dict(),
-        "model": {
-            "file": MODEL_FILE,
-            "sha256": mf.sha256_of(out_dir / MODEL_FILE),
-            "embedding_dim": train.embedding_dim,
-            "input_shape": [frontend.window_frames, frontend.n_bins],
-            "quantization": "int8",
-            "parameters": int(model.count_params()),
-            "macs_per_window": multiply_accumulates(model),
-            "int8_vs_float_cosine": round(agreement, 4),
-            "training_run": {
-                "name": train.name,
-                "run": run_dir.name,
-                "weights": weights,
-                "config": json.loads((run_dir / "config.json").read_text()),
-                "final_metrics": json.loads(history.read_text()) if history.exists() else None,
-            },
-        },
+        "model": {"file": MODEL_FILE, "sha256": mf.sha256_of(out_dir / MODEL_FILE),
+                  "input_shape": [frontend.window_frames, frontend.n_bins],
+                  "quantization": quantization, **model_section},
     }
     mf.write(out_dir, manifest)
     return manifest
@@ -117,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", required=True, type=Path, help="cached pairs for calibration")
     parser.add_argument("--out", required=True, type=Path, help="model directory to write")
     parser.add_argument("--weights", default="best.keras", help="file in the run directory")
+    parser.add_argument("--float-out", type=Path, help="also write the float32 model directory here")
     args = parser.parse_args(argv)
-    manifest = convert(args.run, args.pairs, args.out, args.weights)
+    manifest = convert(args.run, args.pairs, args.out, args.weights, args.float_out)
     print(json.dumps({k: v for k, v in manifest["model"].items() if k != "training_run"}, indent=2))
     return 0
 

@@ -83,9 +83,12 @@ def test_train_then_convert_to_int8_read_by_the_device(pairs_dir, tmp_path):
     for name in ("config.json", "best.keras", "last.keras", "history.csv"):
         assert (run_dir / name).is_file()
     assert np.isfinite(metrics["loss"])
-    out = tmp_path / "model"
-    written = convert(run_dir, pairs_dir, out)
+    out, float_out = tmp_path / "model", tmp_path / "float"
+    written = convert(run_dir, pairs_dir, out, float_dir=float_out)
     assert written["frontend"] == FRONTEND.to_dict()
+    float_manifest = mf.read(float_out, mf.MODEL_FORMAT)
+    assert (written["model"]["quantization"], float_manifest["model"]["quantization"]) == ("int8", "float32")
+    assert mf.check_file(float_out, float_manifest["model"], "model").stat().st_size > out.joinpath("model.tflite").stat().st_size
     assert mf.check_file(out, written["model"], "model").stat().st_size > 0
     embedder = Embedder(out / "model.tflite")
     assert embedder.backend == "ai-edge-litert" and embedder.embedding_dim == TrainConfig.smoke().embedding_dim
@@ -95,6 +98,22 @@ def test_train_then_convert_to_int8_read_by_the_device(pairs_dir, tmp_path):
     reference = keras.ops.convert_to_numpy(keras.models.load_model(run_dir / "best.keras", compile=False)(x))
     np.testing.assert_allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
     assert np.mean(np.sum(int8 * reference, axis=1)) > 0.9  # int8 stays close to float
+    np.testing.assert_allclose(Embedder(float_out / "model.tflite").embed(x), reference, atol=1e-4)
+
+
+def test_overrides_pick_the_losses_and_reject_what_is_not_a_field():
+    from training.config import override
+    from training.train import compile_model, build_model
+    config = override(TrainConfig.smoke(), ["epochs=4", "confidence_weight=0", "tempo_range=0.9,1.1",
+                                            "triplet_mining=hard"])
+    assert (config.epochs, config.confidence_weight, config.tempo_range, config.triplet_mining) == \
+        (4, 0.0, (0.9, 1.1), "hard")
+    assert override(config, []) == config
+    for bad in (["epoch=4"], ["epochs"]):
+        with pytest.raises(ValueError, match="NAME=VALUE"):
+            override(config, bad)
+    with pytest.raises(ValueError, match="no loss"):
+        compile_model(build_model(FRONTEND, config), override(config, ["triplet_weight=0"]))
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(pairs_dir, tmp_path):

@@ -67,7 +67,8 @@ class TrainConfig:
         batch_pairs: (hum, recording) pairs per batch, each from a different song.
         triplet_mining: "semi-hard" or "hard" negatives within the batch.
         margin: triplet margin in cosine similarity.
-        confidence_weight: weight of the in-batch softmax ("confidence") loss.
+        triplet_weight: weight of the triplet loss (0: none).
+        confidence_weight: weight of the in-batch softmax ("confidence") loss (0: none).
         temperature: softmax temperature of the confidence loss.
         tempo_range: hum windows are time-scaled by a factor drawn from this range.
         pitch_shift_bins: hum windows are shifted by up to this many frequency bins.
@@ -87,6 +88,7 @@ class TrainConfig:
     learning_rate: float = 2e-3
     triplet_mining: str = "semi-hard"
     margin: float = 0.2
+    triplet_weight: float = 1.0
     confidence_weight: float = 1.0
     temperature: float = 0.1
     tempo_range: tuple[float, float] = (0.8, 1.25)
@@ -102,6 +104,22 @@ class TrainConfig:
         """Seconds on a CPU: for tests."""
         return TrainConfig(name="smoke", embedding_dim=16, channels=(4, 8, 8, 8), dense_units=16,
                            batch_pairs=2, steps_per_epoch=3, epochs=2, validation_batches=1)
+
+
+def override(train: TrainConfig, settings: list[str]) -> TrainConfig:
+    """`train` with fields replaced from "name=value" strings (tuples: comma-separated)."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    changes = {}
+    for setting in settings:
+        name, sep, value = setting.partition("=")
+        if not sep or name not in fields:
+            raise ValueError(f"{setting!r}: expected NAME=VALUE with NAME one of {', '.join(fields)}")
+        current = getattr(train, name)
+        if isinstance(current, tuple):
+            changes[name] = tuple(type(current[0])(v) for v in value.split(","))
+        else:
+            changes[name] = type(current)(value)
+    return dataclasses.replace(train, **changes)
 
 
 def save(path: Path, data: DataConfig, train: TrainConfig, init: Path | None = None) -> None:

@@ -1,6 +1,7 @@
 """Train the embedding model on cached pairs, in the background, with checkpoints and resume.
 
-    python -m training.train --pairs data/pairs/default --run runs/default [--preset default]
+    python -m training.train --pairs data/pairs/default --run runs/default [--preset default] \
+        [--set NAME=VALUE ...]
 
 The run directory receives config.json (the resolved configuration), backup/ (resumable
 state: an interrupted run continues from its last epoch when started again), best.keras
@@ -34,10 +35,17 @@ def split_by_song(songs: list[pairs.SongPairs], fraction: float, seed: int, min_
 
 
 def compile_model(model: keras.Model, train: cfg.TrainConfig) -> None:
+    if train.triplet_weight <= 0 and train.confidence_weight <= 0:
+        raise ValueError("no loss: triplet_weight and confidence_weight are both 0")
+
     def loss(y_true, y_pred):
         del y_true  # the pairing is the batch layout
-        return (losses.triplet_loss(y_pred, train.margin, train.triplet_mining)
-                + train.confidence_weight * losses.confidence_loss(y_pred, train.temperature))
+        total = 0.0
+        if train.triplet_weight > 0:
+            total += train.triplet_weight * losses.triplet_loss(y_pred, train.margin, train.triplet_mining)
+        if train.confidence_weight > 0:
+            total += train.confidence_weight * losses.confidence_loss(y_pred, train.temperature)
+        return total
 
     def top1(y_true, y_pred):
         del y_true
@@ -93,9 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", required=True, type=Path, help="run directory")
     parser.add_argument("--preset", choices=("default", "smoke"), default="default")
     parser.add_argument("--init", type=Path, help="start from this .keras file of an earlier run")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a TrainConfig field of the preset (repeatable), "
+                             "e.g. --set epochs=4 --set confidence_weight=0")
     args = parser.parse_args(argv)
     data = getattr(cfg.DataConfig, args.preset)()
-    train = getattr(cfg.TrainConfig, args.preset)()
+    try:
+        train = cfg.override(getattr(cfg.TrainConfig, args.preset)(), args.set)
+    except ValueError as exc:
+        parser.error(str(exc))
     print(json.dumps(run(args.pairs, args.run, data, train, init=args.init)))
     return 0
 

@@ -1,0 +1,52 @@
+"""The scorecard's pieces: sized catalogues kept by model and size, the summary per size
+and method, the targets against the largest size, the cost figures and the plot."""
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import scorecard
+from device import assets
+from device.catalogue import Catalogue
+
+
+def _rows(method, size, ranks):
+    return [{"method": method, "catalogue_songs": size, "set": s, "rank": r, "decision": "no_match",
+             "seconds": 8.0, "time_ms": 25.0} for s in ("synthetic", "synthetic-mic", "mir1k") for r in ranks]
+
+
+def _fa(size, decisions):
+    return [{"catalogue_songs": size, "kind": "noise", "variant": "white", "query": f"q{i}", "top1": "",
+             "score": 0.0, "confidence": 0.0, "decision": d, "stream_decision": d, "windows": 1}
+            for i, d in enumerate(decisions)]
+
+
+def test_summary_splits_sizes_and_methods_and_checks_targets_at_the_largest(tmp_path):
+    rows = _rows("model", 1000, [1, 1, 2, 0]) + _rows("model", 10000, [1, 0, 0, 0]) \
+        + _rows("classic", 1000, [1, 1, 1, 1])
+    fa = _fa(1000, ["no_match"] * 4) + _fa(10000, ["match", "no_match", "no_match", "no_match"])
+    summary = scorecard.summary_of(rows, fa)
+    assert set(summary) == {"1000", "10000"} and set(summary["10000"]) == {"model"}
+    assert summary["1000"]["model"]["mir1k"]["top1"] == 0.5 and summary["1000"]["classic"]["synthetic"]["top1"] == 1.0
+    assert "match_decisions" not in summary["1000"]["classic"]["mir1k"]
+    assert summary["10000"]["model"]["false_accepts"]["overall"]["rate"] == 0.25
+    checks = {c["target"]: c for c in scorecard.targets(summary, model_bytes=900_000)}
+    assert checks["real voices (b) top-1 >= 0.9"] == {"target": "real voices (b) top-1 >= 0.9",
+                                                       "catalogue_songs": 10000, "measured": 0.25, "met": False}
+    assert checks["false accepts <= 0.01"]["measured"] == 0.25 and not checks["false accepts <= 0.01"]["met"]
+    assert checks["model file <= 1000000 bytes"]["met"]
+    scorecard.plot(summary, tmp_path / "scorecard.png")
+    assert (tmp_path / "scorecard.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not (assets.default_catalogue_dir() / "manifest.json").exists(), reason="no shipped catalogue")
+def test_sized_catalogues_are_built_once_per_model_and_size(tmp_path):
+    small = scorecard.sized_catalogue(assets.default_catalogue_dir(), 200, tmp_path, None)
+    assert len(small.songs) == 200
+    folder = small.directory
+    assert folder.parent == tmp_path and folder.name.endswith("-200")
+    stamp = (folder / "index.ann").stat().st_mtime_ns
+    assert scorecard.sized_catalogue(assets.default_catalogue_dir(), 200, tmp_path, None).directory == folder
+    assert (folder / "index.ann").stat().st_mtime_ns == stamp  # reused, not rebuilt
+    cost = scorecard.embedding_cost(Catalogue(assets.default_catalogue_dir()))
+    assert cost["query_macs_per_audio_s"] == cost["macs_per_window"] * 2  # a window every 0.5 s
+    assert cost["index_macs_per_audio_s"] == cost["macs_per_window"] // 2  # one every 2 s

@@ -145,3 +145,30 @@ def test_pair_figure_cycles_through_query_kinds(pairs_dir, tmp_path):
     assert all(q.shape == r.shape == (FRONTEND.window_frames, FRONTEND.n_bins) for _, q, r in rows)
     show_pairs.plot(pairs_dir, tmp_path / "pairs.png", n=2, seed=0)
     assert (tmp_path / "pairs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_jax_backend_trains_the_same_model_and_tensorflow_converts_it(pairs_dir, tmp_path):
+    """The GPU path: KERAS_BACKEND=jax trains (here on the CPU), the usual converter reads it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import keras
+    from converter.convert import convert
+    from training.model import build_model
+    pytest.importorskip("jax", reason="the dev extra (jax) is not installed")
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-m", "training.train", "--pairs", str(pairs_dir), "--run",
+                           str(run_dir), "--preset", "smoke"], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((run_dir / "config.json").read_text())["backend"] == "jax"
+    epochs = (run_dir / "history.csv").read_text().splitlines()[1:]
+    assert len(epochs) == TrainConfig.smoke().epochs and all(np.isfinite(float(e.split(",")[1])) for e in epochs)
+    trained = keras.models.load_model(run_dir / "best.keras", compile=False)
+    same = build_model(FRONTEND, TrainConfig.smoke())
+    assert [w.shape for w in trained.get_weights()] == [w.shape for w in same.get_weights()]
+    written = convert(run_dir, pairs_dir, tmp_path / "model")
+    assert Embedder(tmp_path / "model" / "model.tflite").embedding_dim == written["model"]["embedding_dim"]

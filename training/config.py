@@ -122,10 +122,13 @@ def override(train: TrainConfig, settings: list[str]) -> TrainConfig:
     return dataclasses.replace(train, **changes)
 
 
-def save(path: Path, data: DataConfig, train: TrainConfig, init: Path | None = None) -> None:
-    """Writes the resolved configuration; `init` names the weights the run started from."""
+def save(path: Path, data: DataConfig, train: TrainConfig, init: Path | None = None,
+         backend: str | None = None) -> None:
+    """Writes the resolved configuration; `init` names the weights the run started from,
+    `backend` the Keras backend that trains it."""
     path.write_text(json.dumps({"data": dataclasses.asdict(data), "train": dataclasses.asdict(train),
-                                "init": str(init) if init else None}, indent=2) + "\n")
+                                "init": str(init) if init else None, "backend": backend},
+                               indent=2) + "\n")
 
 
 def load(path: Path) -> tuple[DataConfig, TrainConfig, str | None]:

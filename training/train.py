@@ -5,11 +5,21 @@
 
 The run directory receives config.json (the resolved configuration), backup/ (resumable
 state: an interrupted run continues from its last epoch when started again), best.keras
-(lowest validation loss), history.csv and TensorBoard logs in tb/.
+(lowest validation loss), history.csv and TensorBoard logs in tb/ (`tensorboard --logdir
+runs`).
+
+On a lent GPU the same model trains with the JAX backend, which needs no TensorFlow:
+
+    KERAS_BACKEND=jax python -m training.train --pairs data/pairs/default --run runs/gpu
+
+Its best.keras is converted on a machine with TensorFlow as any other run
+(`converter.convert`). Without TensorFlow there are no TensorBoard logs; history.csv
+holds the same curves.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -69,7 +79,7 @@ def run(pairs_dir: Path, run_dir: Path, data: cfg.DataConfig, train: cfg.TrainCo
     config_path = run_dir / "config.json"
     if config_path.exists() and cfg.load(config_path)[:2] != (data, train):
         raise SystemExit(f"{run_dir} holds a run with another configuration; use a new --run")
-    cfg.save(config_path, data, train, init)
+    cfg.save(config_path, data, train, init, keras.backend.backend())
     keras.utils.set_random_seed(train.seed)
     frontend = FrontendConfig()
     songs = pairs.load(sorted(pairs_dir.glob("shard_*.pkl")))
@@ -85,8 +95,11 @@ def run(pairs_dir: Path, run_dir: Path, data: cfg.DataConfig, train: cfg.TrainCo
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_loss", save_best_only=True),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "tb"), update_freq="epoch"),
     ]
+    if importlib.util.find_spec("tensorflow") is not None:  # TensorBoard writes with tf.summary
+        own.append(keras.callbacks.TensorBoard(str(run_dir / "tb"), update_freq="epoch"))
+    else:
+        print("no TensorFlow: no TensorBoard logs (history.csv has the curves)", file=sys.stderr)
     history = model.fit(train_batches, validation_data=val_batches, epochs=train.epochs,
                         callbacks=own + list(callbacks), verbose=2)
     model.save(run_dir / "last.keras")

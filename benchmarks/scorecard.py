@@ -111,9 +111,6 @@ def summary_of(rows: list[dict], fa_rows: list[dict]) -> dict:
                 continue
             entry[method] = {s: summarise([r for r in mine if r["set"] == s])
                              for s in SETS if any(r["set"] == s for r in mine)}
-            if method == "classic":  # no threshold, no decision
-                for figures in entry[method].values():
-                    figures.pop("match_decisions"), figures.pop("correct_matches")
         judged = [r for r in fa_rows if r["catalogue_songs"] == size]
         if judged:
             entry["model"]["false_accepts"] = false_accepts.summarise(judged)

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -95,16 +97,24 @@ def measure(model_dir: Path, shared_data: Path, held_out: Path, n_synthetic: int
     return rows
 
 
+def train_command(pairs_dir: Path, run_dir: Path, settings: list[str], epochs: int) -> list[str]:
+    """`training.train` for one variant. Each variant trains in a process of its own: the
+    pairs it loads (7 GB for the default data) are freed when it ends, where in one process
+    the second variant's copy came on top of the first's and the third was killed for memory."""
+    train = override(TrainConfig.default(), settings + [f"epochs={epochs}"])  # fails early on a bad setting
+    command = [sys.executable, "-m", "training.train", "--pairs", str(pairs_dir), "--run", str(run_dir)]
+    for name, value in dataclasses.asdict(train).items():
+        if value != getattr(TrainConfig.default(), name):
+            value = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
+            command += ["--set", f"{name}={value}"]
+    return command
+
+
 def train_variant(pairs_dir: Path, run_dir: Path, settings: list[str], epochs: int) -> Path:
     """The int8 model directory of one variant, trained and converted if needed."""
-    import keras
-
     from converter.convert import convert
-    from training.train import run
-    train = override(TrainConfig.default(), settings + [f"epochs={epochs}"])
     if not (run_dir / "last.keras").exists():
-        run(pairs_dir, run_dir, DataConfig.default(), train)
-        keras.backend.clear_session()
+        subprocess.run(train_command(pairs_dir, run_dir, settings, epochs), check=True)
     model_dir = run_dir / "model"
     if not (model_dir / "manifest.json").exists():
         convert(run_dir, pairs_dir, model_dir)

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="the training extra is not installed")
 
-from benchmarks.loss_comparison import VARIANTS, plot, slug, table_row  # noqa: E402
+from benchmarks.loss_comparison import VARIANTS, plot, slug, table_row, train_command  # noqa: E402
 from training.config import TrainConfig, override  # noqa: E402
 
 
@@ -30,3 +30,11 @@ def test_table_rows_summarise_each_set_and_plot(tmp_path):
     assert table[1]["epochs"] == "" and table[1]["mir1k_mrr"] == 0.125
     plot(table, tmp_path / "losses.png")
     assert (tmp_path / "losses.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_the_training_process_gets_exactly_the_variant(name, tmp_path):
+    command = train_command(tmp_path / "pairs", tmp_path / "run", VARIANTS[name], epochs=3)
+    assert command[1:3] == ["-m", "training.train"]
+    settings = [command[i + 1] for i, arg in enumerate(command) if arg == "--set"]
+    assert override(TrainConfig.default(), settings) == override(TrainConfig.default(), VARIANTS[name] + ["epochs=3"])

@@ -48,12 +48,12 @@ from device.recognizer import Recognizer
 from training.config import DataConfig, TrainConfig, override
 from training.pairs import is_test_song
 
-VARIANTS = {  # TrainConfig fields that differ from the default (semi-hard triplet + confidence)
-    "semi-hard + confidence": [],
-    "hard + confidence": ["triplet_mining=hard"],
-    "semi-hard": ["confidence_weight=0"],
-    "hard": ["triplet_mining=hard", "confidence_weight=0"],
-    "confidence": ["triplet_weight=0"],
+VARIANTS = {  # the loss fields of TrainConfig, spelled out whatever the default is
+    "semi-hard + confidence": ["triplet_weight=1", "triplet_mining=semi-hard", "confidence_weight=1"],
+    "hard + confidence": ["triplet_weight=1", "triplet_mining=hard", "confidence_weight=1"],
+    "semi-hard": ["triplet_weight=1", "triplet_mining=semi-hard", "confidence_weight=0"],
+    "hard": ["triplet_weight=1", "triplet_mining=hard", "confidence_weight=0"],
+    "confidence": ["triplet_weight=0", "triplet_mining=semi-hard", "confidence_weight=1"],
 }
 SETS = ("synthetic", "synthetic-mic", "mir1k")
 TABLE_FIELDS = ("variant", "epochs", "val_top1") + tuple(

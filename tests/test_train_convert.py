@@ -105,9 +105,9 @@ def test_overrides_pick_the_losses_and_reject_what_is_not_a_field():
     from training.config import override
     from training.train import compile_model, build_model
     config = override(TrainConfig.smoke(), ["epochs=4", "confidence_weight=0", "tempo_range=0.9,1.1",
-                                            "triplet_mining=hard"])
-    assert (config.epochs, config.confidence_weight, config.tempo_range, config.triplet_mining) == \
-        (4, 0.0, (0.9, 1.1), "hard")
+                                            "triplet_mining=hard", "triplet_weight=1"])
+    assert (config.epochs, config.confidence_weight, config.tempo_range, config.triplet_mining,
+            config.triplet_weight) == (4, 0.0, (0.9, 1.1), "hard", 1.0)
     assert override(config, []) == config
     for bad in (["epoch=4"], ["epochs"]):
         with pytest.raises(ValueError, match="NAME=VALUE"):

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import subprocess
 import sys
@@ -101,12 +100,11 @@ def train_command(pairs_dir: Path, run_dir: Path, settings: list[str], epochs: i
     """`training.train` for one variant. Each variant trains in a process of its own: the
     pairs it loads (7 GB for the default data) are freed when it ends, where in one process
     the second variant's copy came on top of the first's and the third was killed for memory."""
-    train = override(TrainConfig.default(), settings + [f"epochs={epochs}"])  # fails early on a bad setting
+    settings = settings + [f"epochs={epochs}"]
+    override(TrainConfig.default(), settings)  # a bad setting fails here, not in the child
     command = [sys.executable, "-m", "training.train", "--pairs", str(pairs_dir), "--run", str(run_dir)]
-    for name, value in dataclasses.asdict(train).items():
-        if value != getattr(TrainConfig.default(), name):
-            value = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
-            command += ["--set", f"{name}={value}"]
+    for setting in settings:
+        command += ["--set", setting]
     return command
 
 

@@ -13,7 +13,7 @@ generators and seed: synthetic hums of the held-out songs, the same through a
 microphone, mir1k real voices) against one small catalogue made with that model: the
 held-out test songs of the default catalogue (`is_test_song`, rendered in --audio) plus
 the mixed mir1k clips. The catalogue is small so that a variant costs minutes, not hours;
-`benchmarks.evaluate` measures the shipped model at 1,000 and 10,000 songs.
+`benchmarks.scorecard` measures the shipped model at 1,000 and 10,000 songs.
 
 `--also NAME=MODEL_DIR` measures models that are already converted (the shipped one, a
 float32 model directory from `converter.convert --float-out`) on the same catalogue and

@@ -8,6 +8,12 @@ the catalogue), plus noise. For each query the best and runner-up scores are rec
 the summary gives, for a grid of (min_score, min_margin), the share of in-catalogue
 queries correctly matched and of out-of-catalogue queries falsely accepted, and the pair
 that maximises correct matches with at most --max-false-accepts false accepts.
+
+With --write, the chosen pair becomes the model's: it is stored in the "decision" section
+of the model section of the catalogue's manifest, and of each --model-dir manifest
+(`--write --model-dir assets/model`), where the runtime reads it (device.matcher.MatcherConfig.for_model).
+The thresholds belong to the model: a catalogue built later from that model directory
+inherits them.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import numpy as np
 
 from converter.package import catalogue_songs
 from device import assets
+from device import manifest as mf
 from device.catalogue import Catalogue
 from device.matcher import MatcherConfig
 from device.recognizer import Recognizer, RecognizerConfig
@@ -29,6 +36,14 @@ from training import corpora
 from training.config import DataConfig
 from training.hum import hum_excerpt
 from training.pairs import is_test_song
+
+
+def store_decision(manifests: list[tuple[Path, dict]], decision: dict) -> None:
+    """Stores `decision` as the "decision" section of each (directory, parsed manifest)'s
+    model section and rewrites that manifest."""
+    for directory, manifest in manifests:
+        manifest["model"]["decision"] = decision
+        mf.write(directory, manifest)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,10 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=150, help="queries of each kind")
     parser.add_argument("--max-false-accepts", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=77)
+    parser.add_argument("--write", action="store_true",
+                        help="store the chosen thresholds in the catalogue's manifest")
+    parser.add_argument("--model-dir", type=Path, action="append", default=[],
+                        help="with --write, also store them in this model directory's manifest "
+                             "(repeatable; it must hold the same model)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     data = DataConfig.default()
     catalogue = Catalogue(args.index)
+    model_manifests = [(d, mf.read(d, mf.MODEL_FORMAT)) for d in args.model_dir]
+    for directory, manifest in model_manifests:
+        if manifest["model"].get("sha256") != catalogue.manifest["model"]["sha256"]:
+            parser.error(f"{directory} holds another model than the catalogue {args.index}")
     # no decision thresholds here: record raw best and runner-up scores
     recognizer = Recognizer(catalogue, RecognizerConfig(matcher=MatcherConfig(min_score=0.0, min_margin=0.0)))
     rate = recognizer.frontend.sample_rate_hz
@@ -85,8 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     choice = max(allowed, key=lambda g: (g["correct_matches"] - g["wrong_matches"], -g["min_score"]))
     summary = {"in_catalogue_queries": int(is_in.sum()), "out_of_catalogue_queries": int((~is_in).sum()),
                "top1_in_catalogue": float(np.mean(correct[is_in])), "chosen": choice,
-               "current_default": dataclasses.asdict(MatcherConfig())}
+               "in_use": dataclasses.asdict(catalogue.matcher)}
     (args.out / "calibration_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if args.write:
+        store_decision([(args.index, catalogue.manifest)] + model_manifests, {
+            "min_score": choice["min_score"], "min_margin": choice["min_margin"],
+            "calibration": {k: summary[k] for k in ("in_catalogue_queries", "out_of_catalogue_queries")}
+            | {"false_accepts": choice["false_accepts"], "max_false_accepts": args.max_false_accepts,
+               "seed": args.seed}})
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -17,6 +17,7 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from device import manifest as mf
+from device.matcher import MatcherConfig
 
 INDEX_FILE = "index.ann"
 SONGS_FILE = "songs.csv"
@@ -52,6 +53,7 @@ class Catalogue:
         manifest: its parsed manifest.
         songs: SongInfo per song, in index order.
         model_path: the embedding model that made the index.
+        matcher: the decision thresholds calibrated for that model (MatcherConfig.for_model).
     """
 
     def __init__(self, directory: str | Path):
@@ -70,6 +72,10 @@ class Catalogue:
         self.config = IndexConfig(hop_frames=int(section["hop_frames"]), n_trees=int(section["n_trees"]),
                                   metric=section["metric"])
         self.embedding_dim = int(self.manifest["model"]["embedding_dim"])
+        try:
+            self.matcher = MatcherConfig.for_model(self.manifest["model"])
+        except ValueError as exc:
+            raise mf.ManifestError(f"{self.directory}: {exc}") from exc
         self.songs = read_songs(songs_path)
         self._first = np.array([s.first_item for s in self.songs], dtype=np.int64)
         n_items = sum(s.n_items for s in self.songs)

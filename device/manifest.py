@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from device.frontend import FrontendConfig
@@ -44,7 +45,11 @@ def read(directory: Path, expected_format: str) -> dict:
 
 
 def write(directory: Path, manifest: dict) -> None:
-    (Path(directory) / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    """Writes `directory/manifest.json` atomically (a failure leaves the old one)."""
+    path = Path(directory) / MANIFEST
+    tmp = path.with_name(f".{MANIFEST}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
 
 
 def check_frontend(manifest: dict, where: Path) -> FrontendConfig:

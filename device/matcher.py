@@ -27,8 +27,24 @@ class MatcherConfig:
     top_k: int = 100
     offset_tolerance_frames: int = 100
     min_similarity: float = 0.3
-    min_score: float = 0.05  # calibrated by benchmarks/calibrate.py (<= 1% false accepts)
+    min_score: float = 0.05  # fallback for a model manifest without a "decision" section
     min_margin: float = 0.35
+
+    @staticmethod
+    def for_model(model_section: dict) -> "MatcherConfig":
+        """The thresholds calibrated for a model, from the "decision" section of its
+        manifest's "model" section (written by benchmarks/calibrate.py --write), else
+        the defaults above. Raises ValueError if the section is malformed."""
+        decision = model_section.get("decision")
+        if decision is None:
+            return MatcherConfig()
+        try:
+            score, margin = float(decision["min_score"]), float(decision["min_margin"])
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ValueError(f"decision thresholds unreadable ({exc!r})") from exc
+        if not (0.0 <= score <= 1.0 and 0.0 <= margin <= 1.0):
+            raise ValueError(f"decision thresholds outside [0, 1]: {decision}")
+        return MatcherConfig(min_score=score, min_margin=margin)
 
 
 @dataclasses.dataclass(frozen=True)

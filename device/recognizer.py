@@ -42,7 +42,8 @@ class RecognizerConfig:
             early_consecutive - 1 windows (7 windows: 7 s of humming).
         max_seconds: `push` stops after this many seconds of audio and answers with the
             decision on them (None: no limit; `finish` ends the query).
-        matcher: aggregation and decision parameters.
+        matcher: aggregation and decision parameters; None: those calibrated for the
+            catalogue's model (`Catalogue.matcher`).
     """
 
     query_hop_frames: int = 25
@@ -54,7 +55,7 @@ class RecognizerConfig:
     early_min_confidence: float = 0.2
     early_consecutive: int = 2
     max_seconds: float | None = 20.0
-    matcher: MatcherConfig = MatcherConfig()
+    matcher: MatcherConfig | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +162,7 @@ class Recognizer:
     def __init__(self, catalogue: Catalogue, config: RecognizerConfig = RecognizerConfig(),
                  num_threads: int | None = None):
         self.catalogue = catalogue
-        self.config = config
+        self.config = config if config.matcher is not None else dataclasses.replace(config, matcher=catalogue.matcher)
         self.frontend = catalogue.frontend
         self.embedder = Embedder(catalogue.model_path, num_threads=num_threads)
         self.reset()

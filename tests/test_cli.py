@@ -140,13 +140,30 @@ def test_index_add_keeps_what_was_there(tmp_path, written_catalogue):
     assert hum_search("info", "--index", str(catalogue)).returncode == 0
 
 
-@pytest.mark.parametrize("tamper", ["frontend", "index_bytes", "missing_model"])
+def test_the_catalogue_models_calibrated_thresholds_decide(tmp_path, written_catalogue):
+    query = str(written_hum(tmp_path, "written-ode-to-joy", seed=5))
+    answers = {}
+    for name, min_score in (("lenient", 0.0), ("strict", 1.0)):  # no score reaches 1
+        catalogue = tmp_path / name
+        shutil.copytree(written_catalogue, catalogue)
+        data = json.loads((catalogue / "manifest.json").read_text())
+        data["model"]["decision"] = {"min_score": min_score, "min_margin": 0.0}
+        (catalogue / "manifest.json").write_text(json.dumps(data))
+        answers[name] = json.loads(hum_search("identify", query, "--index", str(catalogue), "--json").stdout)
+    assert answers["strict"]["matches"] == answers["lenient"]["matches"]
+    assert answers["lenient"]["decision"] == "match" and answers["strict"]["decision"] == "no_match"
+
+
+@pytest.mark.parametrize("tamper", ["frontend", "index_bytes", "missing_model", "decision"])
 def test_runtime_refuses_inconsistent_assets(tmp_path, written_catalogue, tamper):
     catalogue = tmp_path / "cat"
     shutil.copytree(written_catalogue, catalogue)
     data = json.loads((catalogue / "manifest.json").read_text())
     if tamper == "frontend":
         data["frontend"]["hop_length_samples"] += 1
+        (catalogue / "manifest.json").write_text(json.dumps(data))
+    elif tamper == "decision":
+        data["model"]["decision"] = {"min_score": "high", "min_margin": 0.3}
         (catalogue / "manifest.json").write_text(json.dumps(data))
     elif tamper == "index_bytes":
         with open(catalogue / "index.ann", "r+b") as handle:

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from device.matcher import MatcherConfig, Votes, decide
 
@@ -46,3 +47,13 @@ def test_two_equally_good_songs_is_no_match():
     decision = decide(votes(rows), 6, CONFIG)
     assert not decision.is_match
     assert decision.confidence == 0.0
+
+
+def test_a_model_brings_its_calibrated_thresholds():
+    assert MatcherConfig.for_model({"embedding_dim": 32}) == MatcherConfig()
+    calibrated = MatcherConfig.for_model({"decision": {"min_score": 0.125, "min_margin": 0.4}})
+    assert (calibrated.min_score, calibrated.min_margin) == (0.125, 0.4)
+    assert calibrated.top_k == MatcherConfig().top_k
+    for bad in ({"min_score": 0.1}, {"min_score": "x", "min_margin": 0.1}, {"min_score": 2.0, "min_margin": 0.1}):
+        with pytest.raises(ValueError):
+            MatcherConfig.for_model({"decision": bad})

@@ -40,6 +40,7 @@ from benchmarks.distractors import build_catalogue, load_pool
 from benchmarks.evaluate import FIELDS, mir1k_queries, summarise, synthetic_queries
 from converter.package import catalogue_songs
 from device import assets
+from device import manifest as mf
 from device.catalogue import Catalogue
 from device.recognizer import Recognizer, RecognizerConfig
 
@@ -57,13 +58,21 @@ MODEL_TARGET_BYTES = 1_000_000
 
 
 def sized_catalogue(index: Path, size: int, catalogues: Path, distractors: Path | None) -> Catalogue:
-    """The evaluation catalogue of `size` songs made from `index`, built once and kept."""
+    """The evaluation catalogue of `size` songs made from `index`, built once and kept; it
+    decides with the thresholds calibrated for the model now (MatcherConfig.for_model)."""
     base = Catalogue(index)
     folder = catalogues / f"{base.manifest['model']['sha256'][:12]}-{size}"
     if not (folder / "manifest.json").exists():
         print(f"scorecard: building the {size}-song catalogue in {folder}", file=sys.stderr, flush=True)
         build_catalogue(index, folder, size, distractors,
                         log=lambda line: print(line, file=sys.stderr, flush=True))
+    kept = mf.read(folder, mf.CATALOGUE_FORMAT)
+    decision = base.manifest["model"].get("decision")
+    if kept["model"].get("decision") != decision:  # the model was calibrated since it was kept
+        kept["model"].pop("decision", None)
+        if decision is not None:
+            kept["model"]["decision"] = decision
+        mf.write(folder, kept)
     return Catalogue(folder)
 
 

@@ -21,13 +21,13 @@ from device import frontend as fe
 from device import manifest as mf
 from device.embedder import INPUT_NAME, OUTPUT_NAME, SIGNATURE, Embedder
 from training import config as cfg
-from training import pairs
+from training import pair_shards
 from training.batches import PairBatches
 
 MODEL_FILE = "model.tflite"
 
 
-def calibration_windows(songs: list[pairs.SongPairs], train: cfg.TrainConfig, n_batches: int,
+def calibration_windows(songs: list[pair_shards.SongPairs], train: cfg.TrainConfig, n_batches: int,
                         seed: int) -> np.ndarray:
     """float32 (n, frames, bins): normalised hum and recording windows from cached pairs."""
     batches = PairBatches(songs, train, fe.FrontendConfig(), n_batches, seed, fixed=True)
@@ -80,7 +80,7 @@ def convert(run_dir: Path, pairs_dir: Path, out_dir: Path, weights: str = "best.
     """
     _, train, _ = cfg.load(run_dir / "config.json")
     model = keras.models.load_model(run_dir / weights, compile=False)
-    songs = pairs.load(sorted(pairs_dir.glob("shard_*.pkl"))[:4])
+    songs = pair_shards.load(sorted(pairs_dir.glob("shard_*.pkl"))[:4])
     calibration = calibration_windows(songs, train, n_batches=4, seed=99)
     float_bytes = to_tflite(model, None)
     int8_bytes = to_tflite(model, calibration)

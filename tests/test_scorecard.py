@@ -2,10 +2,14 @@
 and method, the targets against the largest size, the cost figures and the plot."""
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from benchmarks import scorecard
+from benchmarks.calibrate import store_decision
 from device import assets
+from device import manifest as mf
 from device.catalogue import Catalogue
 
 
@@ -49,6 +53,12 @@ def test_sized_catalogues_are_built_once_per_model_and_size(tmp_path):
     stamp = (folder / "index.ann").stat().st_mtime_ns
     assert scorecard.sized_catalogue(assets.default_catalogue_dir(), 200, tmp_path, None).directory == folder
     assert (folder / "index.ann").stat().st_mtime_ns == stamp  # reused, not rebuilt
+    base = tmp_path / "calibrated-since"  # the same model, calibrated after the sized one was kept
+    shutil.copytree(assets.default_catalogue_dir(), base)
+    store_decision([(base, mf.read(base, mf.CATALOGUE_FORMAT))], {"min_score": 0.2, "min_margin": 0.5})
+    again = scorecard.sized_catalogue(base, 200, tmp_path, None)
+    assert again.directory == folder and (folder / "index.ann").stat().st_mtime_ns == stamp
+    assert (again.matcher.min_score, again.matcher.min_margin) == (0.2, 0.5)
     cost = scorecard.embedding_cost(Catalogue(assets.default_catalogue_dir()))
     assert cost["query_macs_per_audio_s"] == cost["macs_per_window"] * 2  # a window every 0.5 s
     assert cost["index_macs_per_audio_s"] == cost["macs_per_window"] // 2  # one every 2 s

@@ -2,8 +2,6 @@
 pairs, a Keras model trained for seconds, int8 TFLite read back by the device embedder."""
 from __future__ import annotations
 
-import dataclasses
-import pickle
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ pytest.importorskip("tensorflow", reason="the training extra is not installed")
 from device import frontend as fe  # noqa: E402
 from device import manifest as mf  # noqa: E402
 from device.embedder import Embedder  # noqa: E402
-from training import corpora, losses, pairs  # noqa: E402
+from training import corpora, losses, pair_shards, pairs  # noqa: E402
 from training.batches import PairBatches, shift_bins, stretch_frames  # noqa: E402
 from training.config import DataConfig, TrainConfig  # noqa: E402
 from training.render import find_soundfonts  # noqa: E402
@@ -27,13 +25,12 @@ def pairs_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("pairs")
     with pairs.PairMaker(data, FRONTEND, find_soundfonts()) as maker:
         made = [maker.make(s) for s in corpora.written_tunes()]
-    with open(out / "shard_00000.pkl", "wb") as handle:
-        pickle.dump([dataclasses.asdict(m) for m in made if m is not None], handle)
+    pair_shards.save([m for m in made if m is not None], out / "shard_00000.pkl")
     return out
 
 
 def test_pairs_are_aligned_in_time(pairs_dir):
-    songs = pairs.load([pairs_dir / "shard_00000.pkl"])
+    songs = pair_shards.load([pairs_dir / "shard_00000.pkl"])
     assert len(songs) >= 4
     for song in songs:
         assert song.recording_db.shape[1] == FRONTEND.n_bins
@@ -44,7 +41,7 @@ def test_pairs_are_aligned_in_time(pairs_dir):
 
 
 def test_batches_hold_aligned_normalised_pairs(pairs_dir):
-    songs = pairs.load([pairs_dir / "shard_00000.pkl"])
+    songs = pair_shards.load([pairs_dir / "shard_00000.pkl"])
     config = TrainConfig.smoke()
     batches = PairBatches(songs, config, FRONTEND, n_batches=2, seed=0)
     x, _ = batches[0]
@@ -92,7 +89,7 @@ def test_train_then_convert_to_int8_read_by_the_device(pairs_dir, tmp_path):
     assert mf.check_file(out, written["model"], "model").stat().st_size > 0
     embedder = Embedder(out / "model.tflite")
     assert embedder.backend == "ai-edge-litert" and embedder.embedding_dim == TrainConfig.smoke().embedding_dim
-    batches = PairBatches(pairs.load([pairs_dir / "shard_00000.pkl"]), TrainConfig.smoke(), FRONTEND, 1, seed=5)
+    batches = PairBatches(pair_shards.load([pairs_dir / "shard_00000.pkl"]), TrainConfig.smoke(), FRONTEND, 1, seed=5)
     x = batches[0][0]
     int8 = embedder.embed(x)
     reference = keras.ops.convert_to_numpy(keras.models.load_model(run_dir / "best.keras", compile=False)(x))
@@ -138,13 +135,29 @@ def test_an_interrupted_run_resumes_where_it_stopped(pairs_dir, tmp_path):
 
 def test_pair_figure_cycles_through_query_kinds(pairs_dir, tmp_path):
     from training import show_pairs
-    songs = pairs.load([pairs_dir / "shard_00000.pkl"])
+    songs = pair_shards.load([pairs_dir / "shard_00000.pkl"])
     kinds = {kind for song in songs for kind in song.kinds}
     rows = show_pairs.chosen_pairs(songs, len(kinds), np.random.default_rng(0), FRONTEND)
     assert {label.split(" (")[0] for label, _, _ in rows} == kinds
     assert all(q.shape == r.shape == (FRONTEND.window_frames, FRONTEND.n_bins) for _, q, r in rows)
     show_pairs.plot(pairs_dir, tmp_path / "pairs.png", n=2, seed=0)
     assert (tmp_path / "pairs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_training_needs_neither_tensorflow_nor_the_pair_builders_libraries():
+    """A lent GPU machine has numpy, scipy, JAX and (carried) Keras, not FluidSynth,
+    music21 or the acoustics: training must import without them."""
+    import os
+    import subprocess
+    import sys
+    pytest.importorskip("jax", reason="the dev extra (jax) is not installed")
+    probe = ("import sys, training.train; print(sorted({m.split('.')[0] for m in sys.modules} & "
+             "{'tensorflow', 'fluidsynth', 'music21', 'pretty_midi', 'librosa', 'pedalboard', "
+             "'pyroomacoustics', 'sounddevice', 'soundfile', 'annoy'}))")
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
 
 
 def test_the_jax_backend_trains_the_same_model_and_tensorflow_converts_it(pairs_dir, tmp_path):

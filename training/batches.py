@@ -6,7 +6,7 @@ import numpy as np
 
 from device import frontend as fe
 from training.config import TrainConfig
-from training.pairs import SongPairs
+from training.pair_shards import SongPairs
 
 FLOOR_DB = -120.0  # what log_spectrogram floors at; fills bins shifted in from outside
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import multiprocessing
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -33,38 +31,13 @@ from training.acoustics import MicChain, ProductionChain
 from training.config import DataConfig
 from training.hum import HumStyle, synthesize_hum
 from training.melody import Song
+from training.pair_shards import SongPairs, save, song_seed
 from training.pitch_track import track_hum
 from training.render import Renderer, arrange, find_soundfonts, mix_lead
 
 SHARD_SONGS = 50
 MARGIN_S = 2.0  # recording context rendered around the hummed excerpt
 SINGER_VOICES = ("la", "da", "oo")  # syllables of the synthetic singer in recordings
-
-
-@dataclasses.dataclass
-class SongPairs:
-    """Cached features of one song.
-
-    Attributes:
-        recording_db: float16 (T_r, n_bins) spectrogram of the rendered excerpt.
-        hums_db: per query, float16 (T_h, n_bins).
-        hum_to_recording: per query, float32 (T_h,): the recording frame (fractional)
-            that sounds the same melody moment as each query frame.
-        kinds: per query, what made it: a voice ("hum", "la", "da", "oo", "whistle"),
-            "track-<voice>" or "track-tone" (the pitch-track path), or "version" (a
-            mined version); empty for shards of the vertical slice.
-    """
-
-    song_id: str
-    recording_db: np.ndarray
-    hums_db: list[np.ndarray]
-    hum_to_recording: list[np.ndarray]
-    kinds: list[str] = dataclasses.field(default_factory=list)
-
-
-def song_seed(song_id: str, seed: int) -> int:
-    """A stable per-song seed (independent of corpus order and Python's hash salt)."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{song_id}".encode()).digest()[:4], "little")
 
 
 def is_test_song(song: Song, data: DataConfig) -> bool:
@@ -238,10 +211,7 @@ def _build_shard(job: tuple[list[Song], Path, DataConfig, list[str], str | None]
             made = maker.make(song)
             if made is not None:
                 pairs.append(made)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as handle:  # plain dicts: loading must not depend on where the class lived
-        pickle.dump([dataclasses.asdict(p) for p in pairs], handle, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(path)
+    save(pairs, path)
     return path.name
 
 
@@ -264,14 +234,6 @@ def build(songs: list[Song], out_dir: Path, data: DataConfig, workers: int = 2,
             print(f"pairs: {name} ({done}/{len(jobs)} shards, {elapsed:.0f} s, "
                   f"~{elapsed / done * (len(jobs) - done):.0f} s left)", file=sys.stderr, flush=True)
     return paths
-
-
-def load(paths: list[Path]) -> list[SongPairs]:
-    pairs = []
-    for path in paths:
-        with open(path, "rb") as handle:
-            pairs.extend(SongPairs(**fields) for fields in pickle.load(handle))
-    return pairs
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,12 +21,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from device import frontend as fe  # noqa: E402
-from training import pairs  # noqa: E402
+from training import pair_shards  # noqa: E402
 from training.batches import sample_pair  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 
 
-def chosen_pairs(songs: list[pairs.SongPairs], n: int, rng: np.random.Generator,
+def chosen_pairs(songs: list[pair_shards.SongPairs], n: int, rng: np.random.Generator,
                  frontend: fe.FrontendConfig) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(kind, query window, recording window) for n songs, one kind after another."""
     config = TrainConfig()
@@ -49,7 +49,7 @@ def chosen_pairs(songs: list[pairs.SongPairs], n: int, rng: np.random.Generator,
 
 def plot(pairs_dir: Path, out: Path, n: int, seed: int) -> None:
     frontend = fe.FrontendConfig()
-    songs = pairs.load(sorted(pairs_dir.glob("shard_*.pkl"))[:1])
+    songs = pair_shards.load(sorted(pairs_dir.glob("shard_*.pkl"))[:1])
     rows = chosen_pairs(songs, n, np.random.default_rng(seed), frontend)
     extent = (0, frontend.window_seconds, 0, frontend.n_bins / frontend.bins_per_semitone)
     fig, axes = plt.subplots(len(rows), 2, figsize=(10, 2.2 * len(rows)), sharex=True, sharey=True,

@@ -28,19 +28,19 @@ import keras
 
 from device.frontend import FrontendConfig
 from training import config as cfg
-from training import losses, pairs
+from training import losses, pair_shards
 from training.batches import PairBatches
 from training.model import build_model
 
 
-def split_by_song(songs: list[pairs.SongPairs], fraction: float, seed: int, min_songs: int):
+def split_by_song(songs: list[pair_shards.SongPairs], fraction: float, seed: int, min_songs: int):
     """(train, validation): a song's pairs are all on one side, chosen by a stable hash.
 
     Songs whose hash falls below `fraction` validate; if fewer than min_songs (one batch)
     do, the next lowest hashes are added.
     """
-    ranked = sorted(songs, key=lambda s: pairs.song_seed(s.song_id, seed) % 10_000)
-    n_val = max(sum(pairs.song_seed(s.song_id, seed) % 10_000 < fraction * 10_000 for s in songs), min_songs)
+    ranked = sorted(songs, key=lambda s: pair_shards.song_seed(s.song_id, seed) % 10_000)
+    n_val = max(sum(pair_shards.song_seed(s.song_id, seed) % 10_000 < fraction * 10_000 for s in songs), min_songs)
     return ranked[n_val:], ranked[:n_val]
 
 
@@ -82,7 +82,7 @@ def run(pairs_dir: Path, run_dir: Path, data: cfg.DataConfig, train: cfg.TrainCo
     cfg.save(config_path, data, train, init, keras.backend.backend())
     keras.utils.set_random_seed(train.seed)
     frontend = FrontendConfig()
-    songs = pairs.load(sorted(pairs_dir.glob("shard_*.pkl")))
+    songs = pair_shards.load(sorted(pairs_dir.glob("shard_*.pkl")))
     train_songs, val_songs = split_by_song(songs, data.validation_fraction, data.seed, train.batch_pairs)
     print(f"train: {len(train_songs)} songs, validation: {len(val_songs)} songs", file=sys.stderr)
     train_batches = PairBatches(train_songs, train, frontend, train.steps_per_epoch, train.seed)

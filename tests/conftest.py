@@ -28,3 +28,33 @@ def pop909_song_001_root(shared_data: Path, tmp_path: Path) -> Path:
         "\n".join([header] + [row for row in rows if row.startswith("001,")]), encoding="utf-8")
     shutil.copy(source / "001.mid", tmp_path / "001.mid")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def written_catalogue(tmp_path_factory) -> Path:
+    """A catalogue of the written-out tunes (no ../shared needed), rendered with FluidSynth
+    and built by `hum-search index build` with the shipped model; titles upper-cased."""
+    import csv
+    import subprocess
+    import sys
+
+    import soundfile
+
+    from device.frontend import FrontendConfig
+    from training import corpora
+    from training.render import Renderer, find_soundfonts
+    rate = FrontendConfig().sample_rate_hz
+    audio_dir = tmp_path_factory.mktemp("written_audio")
+    songs = corpora.written_tunes()
+    with Renderer(find_soundfonts()[0], rate) as renderer:
+        for song in songs:
+            soundfile.write(audio_dir / f"{song.song_id}.flac", renderer.render(song, seed=3), rate)
+    with open(audio_dir / "meta.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["song_id", "title", "artist"])
+        writer.writerows([[s.song_id, s.title.upper(), "Trad."] for s in songs])
+    out = tmp_path_factory.mktemp("catalogues") / "written"
+    result = subprocess.run([sys.executable, "-m", "device.cli", "index", "build", str(audio_dir), "--out",
+                             str(out), "--metadata", str(audio_dir / "meta.csv")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return out

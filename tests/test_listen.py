@@ -81,10 +81,9 @@ def test_a_bad_device_gives_a_one_line_error(vmic_env, device):
 class Listening:
     """`hum-search listen --json` running in the background, its output collected."""
 
-    def __init__(self, env: dict, *args: str):
+    def __init__(self, env: dict, *args: str, index: Path = assets.default_catalogue_dir()):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "device.cli", "listen", "--json",
-             "--index", str(assets.default_catalogue_dir()), *args],
+            [sys.executable, "-m", "device.cli", "listen", "--json", "--index", str(index), *args],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.stderr: queue.Queue[str] = queue.Queue()
         self.stdout: list[str] = []
@@ -121,9 +120,12 @@ def play(env: dict, path: Path) -> subprocess.Popen:
     return subprocess.Popen(["paplay", "--device=vmic_sink", str(path)], env=env)
 
 
-def test_a_hum_played_into_the_microphone_is_named(vmic_env, tmp_path):
+def test_a_hum_played_into_the_microphone_is_named(vmic_env, tmp_path, written_catalogue):
+    # Against the six written-out tunes, where the shipped model ranks this hum first
+    # whatever the delay before it (0-0.5 s); against the shipped catalogue's 1,417 songs
+    # the first place of a written-tune hum depends on that delay (benchmarks measure it).
     hum = write_hum(tmp_path / "twinkle.wav", "written-twinkle-twinkle", 11)
-    listening, player = Listening(vmic_env, "--max-seconds", "25"), None
+    listening, player = Listening(vmic_env, "--max-seconds", "25", index=written_catalogue), None
     try:
         listening.wait_until_listening()
         player = play(vmic_env, hum)  # only now: the first seconds of the hum must be heard

@@ -67,12 +67,8 @@ def sized_catalogue(index: Path, size: int, catalogues: Path, distractors: Path 
         build_catalogue(index, folder, size, distractors,
                         log=lambda line: print(line, file=sys.stderr, flush=True))
     kept = mf.read(folder, mf.CATALOGUE_FORMAT)
-    decision = base.manifest["model"].get("decision")
-    if kept["model"].get("decision") != decision:  # the model was calibrated since it was kept
-        kept["model"].pop("decision", None)
-        if decision is not None:
-            kept["model"]["decision"] = decision
-        mf.write(folder, kept)
+    if kept["model"] != base.manifest["model"]:  # same model, calibrated since it was kept
+        mf.write(folder, kept | {"model": base.manifest["model"]})
     return Catalogue(folder)
 
 

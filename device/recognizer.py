@@ -162,7 +162,9 @@ class Recognizer:
     def __init__(self, catalogue: Catalogue, config: RecognizerConfig = RecognizerConfig(),
                  num_threads: int | None = None):
         self.catalogue = catalogue
-        self.config = config if config.matcher is not None else dataclasses.replace(config, matcher=catalogue.matcher)
+        if config.matcher is None:
+            config = dataclasses.replace(config, matcher=catalogue.matcher)
+        self.config = config
         self.frontend = catalogue.frontend
         self.embedder = Embedder(catalogue.model_path, num_threads=num_threads)
         self.reset()

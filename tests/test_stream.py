@@ -81,11 +81,7 @@ def recognizer() -> Recognizer:
 
 @pytest.fixture(scope="module")
 def known_hum() -> np.ndarray:
-    # A hum the shipped model ranks first against the shipped catalogue: of the written-out
-    # tunes (all a clone without ../shared has), Frere Jacques at seeds 4 and 28 is (seed 28
-    # after 0 to 0.45 s of silence alike); most other written-tune hums are not, against
-    # renders with buried leads. Accuracy is measured by benchmarks.scorecard, not here;
-    # these tests check the plumbing end to end.
+    # a hum the shipped model ranks first (why this one: test_cli's synthesized-hum test)
     return hum_of("written-frere-jacques", 28)
 
 

@@ -3,6 +3,11 @@
 Kept apart from the pair building (training.pairs, which needs FluidSynth, music21 and
 the acoustics) so that training reads shards with numpy and Keras alone, as on a lent
 GPU machine.
+
+Run as a program, it writes a subset: the songs with the smallest features, in one shard,
+small enough to travel to a lent GPU machine (whose working tree is limited to 64 MiB):
+
+    python -m training.pair_shards --pairs data/pairs/v3 --songs 56 --out .gpu/pairs
 """
 from __future__ import annotations
 
@@ -73,7 +78,7 @@ def _bytes(song: SongPairs) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__ + _SUBSET_USAGE,
+    parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=Path, required=True, help="directory of pair shards")
     parser.add_argument("--songs", type=int, required=True, help="songs to keep")
@@ -88,13 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(songs)} songs, {sum(map(_bytes, songs)) / 2**20:.1f} MiB -> {args.out}")
     return 0
 
-
-_SUBSET_USAGE = """
-Run as a program, it writes a subset: the songs with the smallest features, in one shard,
-small enough to travel to a lent GPU machine (whose working tree is limited to 64 MiB):
-
-    python -m training.pair_shards --pairs data/pairs/v3 --songs 46 --out .gpu/pairs
-"""
 
 if __name__ == "__main__":
     sys.exit(main())

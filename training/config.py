@@ -52,6 +52,12 @@ class DataConfig:
         return DataConfig()
 
     @staticmethod
+    def melody() -> "DataConfig":
+        """The melody recipe: every pair carries frame-wise melody targets; no mined
+        versions (they need a preliminary model), shorter excerpts so more songs fit."""
+        return DataConfig(excerpt_s=24.0, version_fraction=0.0)
+
+    @staticmethod
     def smoke() -> "DataConfig":
         return DataConfig(excerpt_s=12.0, hums_per_song=2, essen_limit=0, version_fraction=0.0)
 

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
+
+import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,3 +59,27 @@ class Song:
     def duration_s(self) -> float:
         ends = [n.end_s for n in self.melody + self.accompaniment] + [c.end_s for c in self.chords]
         return max(ends, default=0.0)
+
+
+def sounding_pitch(notes: Sequence[Note], times_s: np.ndarray, offset_semitones: float = 0.0
+                   ) -> np.ndarray:
+    """The pitch of a monophonic line at given instants.
+
+    Args:
+        notes: monophonic notes sorted by onset (song seconds).
+        times_s: float array (n,) of song seconds.
+        offset_semitones: added to every sounding pitch.
+
+    Returns:
+        float32 array (n,): MIDI pitch of the note sounding at each instant (start <= t <
+        end), 0 where none sounds.
+    """
+    times_s = np.asarray(times_s, dtype=np.float64)
+    if not notes:
+        return np.zeros(times_s.shape, dtype=np.float32)
+    starts = np.array([n.start_s for n in notes])
+    ends = np.array([n.end_s for n in notes])
+    pitches = np.array([n.pitch for n in notes], dtype=np.float64) + offset_semitones
+    index = np.clip(np.searchsorted(starts, times_s, side="right") - 1, 0, len(notes) - 1)
+    sounding = (times_s >= starts[index]) & (times_s < ends[index])
+    return np.where(sounding, pitches[index], 0.0).astype(np.float32)

@@ -33,6 +33,11 @@ class SongPairs:
         kinds: per query, what made it: a voice ("hum", "la", "da", "oo", "whistle"),
             "track-<voice>" or "track-tone" (the pitch-track path), or "version" (a
             mined version); empty for shards of the vertical slice.
+        recording_midi: float32 (T_r,): the lead's pitch per recording frame as played
+            (MIDI, octave included), 0 where it is silent; None in shards made before
+            melody targets.
+        hums_midi: per query, float32 (T_h,): the query's own f0 per frame (MIDI), 0
+            where unvoiced; empty in shards made before melody targets.
     """
 
     song_id: str
@@ -40,6 +45,8 @@ class SongPairs:
     hums_db: list[np.ndarray]
     hum_to_recording: list[np.ndarray]
     kinds: list[str] = dataclasses.field(default_factory=list)
+    recording_midi: np.ndarray | None = None
+    hums_midi: list[np.ndarray] = dataclasses.field(default_factory=list)
 
 
 def song_seed(song_id: str, seed: int) -> int:

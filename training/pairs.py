@@ -30,10 +30,10 @@ from training import corpora, mine
 from training.acoustics import MicChain, ProductionChain
 from training.config import DataConfig
 from training.hum import HumStyle, synthesize_hum
-from training.melody import Song
+from training.melody import Song, sounding_pitch
 from training.pair_shards import SongPairs, save, song_seed
-from training.pitch_track import track_hum
-from training.render import Renderer, arrange, find_soundfonts, mix_lead
+from training.pitch_track import track_at, track_hum
+from training.render import Renderer, arrange, find_soundfonts, lead_notes, mix_lead
 
 SHARD_SONGS = 50
 MARGIN_S = 2.0  # recording context rendered around the hummed excerpt
@@ -124,13 +124,14 @@ class PairMaker:
         start_s = max(0.0, notes[0].start_s - MARGIN_S)
         duration_s = notes[-1].end_s + MARGIN_S - start_s
         sf = int(rng.integers(len(self.renderers)))
-        recording = self._record(song, notes, self.renderers[sf], rng, start_s, duration_s)
+        recording, recording_midi = self._record(song, notes, self.renderers[sf], rng, start_s,
+                                                 duration_s)
         recording_db = fe.log_spectrogram(recording, config)
         if recording_db.shape[0] < config.window_frames:
             return None
         hop_s = config.hop_length_samples / sr
         offset_s = config.frame_length_samples / 2 / sr
-        queries, maps, kinds = [], [], []
+        queries, maps, kinds, midis = [], [], [], []
         for _ in range(data.hums_per_song):
             style = HumStyle.sample(rng)
             if rng.random() < data.track_fraction:
@@ -144,23 +145,33 @@ class PairMaker:
             if rng.random() < data.mic_chain_fraction:
                 audio = MicChain.sample(rng).apply(audio, sr, rng)
             query_db = fe.log_spectrogram(audio, config)
-            song_t = hum.song_time(frame_centres_s(query_db.shape[0], config))
+            centres_s = frame_centres_s(query_db.shape[0], config)
+            song_t = hum.song_time(centres_s)
             queries.append(query_db.astype(np.float16))
             maps.append(((song_t - start_s - offset_s) / hop_s).astype(np.float32))
             kinds.append(kind)
+            midis.append(track_at(hum.audio, sr, centres_s))
         if rng.random() < data.version_fraction:
             mined = self._mine_version(song, recording_db, sf, rng, start_s, duration_s)
             if mined is not None:
                 queries.append(mined[0])
                 maps.append(mined[1])
                 kinds.append("version")
-        return SongPairs(song.song_id, recording_db.astype(np.float16), queries, maps, kinds)
+                midis.append(mined[2])
+        return SongPairs(song.song_id, recording_db.astype(np.float16), queries, maps, kinds,
+                         recording_midi[:recording_db.shape[0]], midis)
 
     def _record(self, song: Song, notes: list, renderer: Renderer, rng: np.random.Generator,
-                start_s: float, duration_s: float) -> np.ndarray:
+                start_s: float, duration_s: float) -> tuple[np.ndarray, np.ndarray]:
         """The recording of [start_s, start_s + duration_s): an arrangement, maybe sung,
-        maybe produced. float32 (n_samples,)."""
+        maybe produced, and its lead's pitch.
+
+        Returns:
+            (float32 (n_samples,) audio, float32 (n_frames,) MIDI pitch of the lead per
+            frontend frame as played, 0 where it is silent).
+        """
         sr = self.frontend.sample_rate_hz
+        centres_s = frame_centres_s(fe.n_frames(round(duration_s * sr), self.frontend), self.frontend)
         seed = int(rng.integers(2**31))
         if rng.random() < self.data.sung_lead_fraction:
             audio = renderer.render(song, seed, start_s=start_s, duration_s=duration_s, lead=False)
@@ -174,14 +185,17 @@ class PairMaker:
             lo, hi = max(at, 0), min(at + voice.audio.size, audio.size)
             lead[lo:hi] = voice.audio[lo - at:hi - at]
             audio = mix_lead(audio, lead, arrange(song, seed).lead_db)
+            lead_midi = track_at(lead, sr, centres_s)
         else:
             audio = renderer.render(song, seed, start_s=start_s, duration_s=duration_s)
+            lead_midi = sounding_pitch(lead_notes(song), start_s + centres_s)
         if rng.random() < self.data.production_fraction:
             audio = ProductionChain.sample(rng).apply(audio, sr)
-        return audio
+        return audio, lead_midi
 
     def _mine_version(self, song: Song, recording_db: np.ndarray, sf: int, rng: np.random.Generator,
-                      start_s: float, duration_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+                      start_s: float, duration_s: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Another version of the same passage (other arrangement and soundfont, tempo
         and key), aligned to the recording by the preliminary model; the known tempo is
         not used. Returns (float16 (T_v, bins) spectrogram, float32 (T_v,) recording
@@ -198,7 +212,11 @@ class PairMaker:
         alignment = mine.align(version_db, recording_db, self.embedder, mining, config)
         if alignment is None:
             return None
-        return version_db.astype(np.float16), alignment.recording_frames.astype(np.float32)
+        played = lead_notes(mine.version_of(song, version.tempo_factor, version.transpose_semitones))
+        version_midi = sounding_pitch(played, start_s / version.tempo_factor  # the version's clock
+                                      + frame_centres_s(version_db.shape[0], config))
+        return (version_db.astype(np.float16), alignment.recording_frames.astype(np.float32),
+                version_midi)
 
 
 def _build_shard(job: tuple[list[Song], Path, DataConfig, list[str], str | None]) -> str:
@@ -240,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the cached training pairs (resumable).")
     parser.add_argument("--shared-data", type=Path, required=True, help="the ../shared/data folder")
     parser.add_argument("--out", type=Path, required=True, help="directory for the shards")
-    parser.add_argument("--preset", choices=("default", "smoke"), default="default")
+    parser.add_argument("--preset", choices=("default", "melody", "smoke"), default="default")
     parser.add_argument("--limit", type=int, default=None, help="at most this many songs (smoke runs)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--miner-model", type=Path, default=default_model_dir(),

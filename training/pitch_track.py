@@ -55,6 +55,29 @@ def track(audio: np.ndarray, sample_rate_hz: int) -> np.ndarray:
     return np.where(voiced, midi, 0.0)
 
 
+def track_at(audio: np.ndarray, sample_rate_hz: int, times_s: np.ndarray) -> np.ndarray:
+    """The pitch track of a monophonic voice read at given instants.
+
+    Args:
+        audio: float array (n_samples,), the clean voice.
+        times_s: float array (n,): seconds from the start of `audio`, e.g. frontend frame centres.
+
+    Returns:
+        float32 array (n,): MIDI pitch (linearly interpolated between voiced frames), 0 where
+        the nearest track frame is unvoiced or beyond the audio.
+    """
+    f0 = track(audio, sample_rate_hz)
+    position = np.asarray(times_s, dtype=np.float64) * FRAME_RATE_HZ
+    nearest = np.clip(np.round(position).astype(np.int64), 0, f0.size - 1)
+    lo = np.clip(np.floor(position).astype(np.int64), 0, f0.size - 1)
+    hi = np.minimum(lo + 1, f0.size - 1)
+    both = (f0[lo] > 0) & (f0[hi] > 0)
+    frac = np.clip(position - lo, 0.0, 1.0)
+    pitch = np.where(both, f0[lo] * (1 - frac) + f0[hi] * frac, f0[nearest])
+    inside = (position >= 0) & (position <= f0.size - 1)
+    return np.where(inside & (f0[nearest] > 0), pitch, 0.0).astype(np.float32)
+
+
 def tone_from_track(f0_midi: np.ndarray, frame_rate_hz: float, sample_rate_hz: int,
                     transpose_semitones: float, rng: np.random.Generator) -> np.ndarray:
     """The seed's first generator: a plain tone that follows a pitch track.

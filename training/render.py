@@ -281,7 +281,7 @@ def arrange(song: Song, seed: int, style: str | None = None) -> Arrangement:
     lead_db = float(rng.uniform(*_LEAD_DB))
 
     doubling = str(rng.choice([name for name in instruments if name != lead] or instruments))
-    pitches = [n.pitch for n in _lead_notes(song)]
+    pitches = [n.pitch for n in lead_notes(song)]
     offsets = [s for s in (-12, 0, 12)  # the same patch doubles in octaves only
                if pitches and (s or doubling != lead) and min(pitches) + s >= _DOUBLING_LOW_MIDI
                and max(pitches) + s <= _LEAD_TOP_MIDI]
@@ -554,7 +554,7 @@ def _parts(song: Song, arrangement: Arrangement, rng: np.random.Generator) -> tu
     whatever the arrangement's levels.
     """
     chords = song.chords or _chords_from_melody(song)
-    lead = _lead_notes(song)
+    lead = lead_notes(song)
     parts = [_Part("lead", 0, 0, _program(arrangement.lead), 0.0, lead)]
     if arrangement.doubling:
         doubled = tuple(dataclasses.replace(n, pitch=n.pitch + arrangement.doubling_semitones)
@@ -613,7 +613,7 @@ def _fold(notes: tuple[Note, ...], top_midi: int) -> tuple[Note, ...]:
                  if n.pitch > top_midi else n for n in notes)
 
 
-def _lead_notes(song: Song) -> tuple[Note, ...]:
+def lead_notes(song: Song) -> tuple[Note, ...]:
     """The melody as the lead plays it: at least moderately loud, within the leads' range."""
     return _fold(tuple(dataclasses.replace(n, velocity=int(np.clip(n.velocity, 60, 127)))
                        for n in song.melody), _LEAD_TOP_MIDI)

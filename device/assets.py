@@ -1,21 +1,36 @@
-"""The one place that resolves the default asset paths; everything else takes paths."""
+"""The one place that resolves the default asset paths; everything else takes paths.
+
+The assets are the package data of `hum_search_assets` (the repository's assets/ folder,
+mapped by setup.cfg), found with importlib.resources in an installed wheel and in an
+editable checkout alike.
+"""
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
-ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+PACKAGE = "hum_search_assets"
+
+
+def assets_dir() -> Path:
+    """The installed assets folder: a real directory, as Annoy and LiteRT open files by path."""
+    try:
+        return Path(resources.files(PACKAGE))
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(f"no module {PACKAGE!r}: install hum-search (in a checkout: "
+                                  f"pip install -e . or ./run demo)") from exc
 
 
 def default_model_dir() -> Path:
     """The shipped embedding model: model.tflite + manifest.json."""
-    return ASSETS_DIR / "model"
+    return assets_dir() / "model"
 
 
 def default_catalogue_dir() -> Path:
     """The shipped default catalogue (self-contained, with its own copy of the model)."""
-    return ASSETS_DIR / "catalogue"
+    return assets_dir() / "catalogue"
 
 
 def demo_dir() -> Path:
-    """Demo hum recordings identified by the README's first command."""
-    return ASSETS_DIR / "demo"
+    """Demo hum recordings identified by `hum-search demo` and `./run demo`."""
+    return assets_dir() / "demo"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from device import assets
+from device import assets, manifest
 from device.audio import AudioError, load_audio
 from device.catalogue import Catalogue, IndexConfig
 from device.embedder import EmbedderError
@@ -159,6 +160,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    args.files = [str(path) for path in sorted(assets.demo_dir().glob("*.wav"))]
+    return cmd_identify(args)
+
+
 def cmd_index_build(args: argparse.Namespace) -> int:
     from device import indexing
     config = IndexConfig(hop_frames=args.hop_frames, n_trees=args.trees)
@@ -182,14 +188,31 @@ def _query_options(p: argparse.ArgumentParser, json_help: str) -> None:
     p.add_argument("--threads", type=int, default=None, help="interpreter threads")
 
 
+class _Version(argparse.Action):
+    """--version: the package version and the shipped model's id (the start of its sha256)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and the shipped model's id")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        model = manifest.read(assets.default_model_dir(), manifest.MODEL_FORMAT)["model"]
+        print(f"hum-search {importlib.metadata.version('hum-search')} (model {model['sha256'][:8]})")
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="hum-search", description=__doc__)
+    top.add_argument("--version", action=_Version)
     sub = top.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("identify", help="identify hummed, sung or whistled recordings")
     p.add_argument("files", nargs="+", metavar="FILE")
     _query_options(p, json_help="one JSON object per file and line")
     p.set_defaults(run=cmd_identify)
+
+    p = sub.add_parser("demo", help="identify the shipped demo hums (their paths head each answer)")
+    _query_options(p, json_help="one JSON object per file and line")
+    p.set_defaults(run=cmd_demo)
 
     p = sub.add_parser("listen", help="identify a tune hummed into the microphone, live")
     p.add_argument("--device", default=None, metavar="ID_OR_NAME",
@@ -229,8 +252,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
+        args = parser().parse_args(argv)  # inside: --version reads the model's manifest
         return args.run(args)
     except (ManifestError, EmbedderError, AudioError, MicrophoneError) as exc:
         print(f"hum-search: {exc}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """The CLI contracts, end to end, on the shipped assets and on catalogues built here."""
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import shutil
 import subprocess
@@ -58,6 +59,21 @@ def test_identify_json_contract_on_the_demo_hums():
     # Which songs come first is the model's accuracy on four hums of written-out tunes, whose
     # recordings bury the lead (the README states it; benchmarks.scorecard measures accuracy);
     # that the pipeline finds a known hum first is the next test's.
+
+
+def test_demo_identifies_every_shipped_demo_hum():
+    result = hum_search("demo", "--json", "--top", "1")
+    assert result.returncode == 0, result.stderr
+    files = [json.loads(line)["file"] for line in result.stdout.splitlines()]
+    assert files == [str(d) for d in sorted(assets.demo_dir().glob("*.wav"))]
+
+
+def test_version_names_the_package_and_the_shipped_model():
+    result = hum_search("--version")
+    assert result.returncode == 0, result.stderr
+    model = manifest.read(assets.default_model_dir(), manifest.MODEL_FORMAT)["model"]
+    version = importlib.metadata.version("hum-search")
+    assert result.stdout == f"hum-search {version} (model {model['sha256'][:8]})\n"
 
 
 # A hum the shipped model ranks first against the shipped catalogue: of the written-out

@@ -1,9 +1,9 @@
 """Keras run -> full-integer int8 TFLite (+ float baseline) and the model manifest.
 
-    python -m converter.convert --run runs/default --pairs data/pairs/default --out assets/model
+    python -m converter.convert --run runs/melody --pairs data/pairs/melody --out assets/model
 
 Calibration windows come from the run's cached pairs, which the device frontend made.
-The model is exported with one named signature, "embed": "spectrogram" -> "embedding".
+The model is exported with one named signature, "salience": "spectrogram" -> "salience".
 """
 from __future__ import annotations
 
@@ -19,32 +19,44 @@ import keras
 
 from device import frontend as fe
 from device import manifest as mf
-from device.embedder import INPUT_NAME, OUTPUT_NAME, SIGNATURE, Embedder
+from device import melody as mel
+from device.model import INPUT_NAME, OUTPUT_NAME, SIGNATURE, MelodyModel
 from training import config as cfg
 from training import pair_shards
-from training.batches import PairBatches
+from training.salience import SalienceBatches
 
 MODEL_FILE = "model.tflite"
 
 
 def calibration_windows(songs: list[pair_shards.SongPairs], train: cfg.TrainConfig, n_batches: int,
                         seed: int) -> np.ndarray:
-    """float32 (n, frames, bins): normalised hum and recording windows from cached pairs."""
-    batches = PairBatches(songs, train, fe.FrontendConfig(), n_batches, seed, fixed=True)
+    """float32 (n, frames, bins): normalised recording and query windows from cached pairs."""
+    batches = SalienceBatches(songs, [], train, fe.FrontendConfig(), n_batches, seed, fixed=True)
     return np.concatenate([batches[i][0] for i in range(n_batches)])
+
+
+def pitch_agreement(a: np.ndarray, b: np.ndarray, config: mel.MelodyConfig) -> float:
+    """Of the melody frames voiced in either of two saliences (n, frames, bins) of the same
+    windows, the share voiced in both within half a semitone."""
+    frontend = fe.FrontendConfig()
+    la, _ = mel.pitch_line(a.reshape(-1, a.shape[-1]), frontend, config)
+    lb, _ = mel.pitch_line(b.reshape(-1, b.shape[-1]), frontend, config)
+    either = (la > 0) | (lb > 0)
+    same = (la > 0) & (lb > 0) & (np.abs(la - lb) <= 0.5)
+    return float(same.sum() / max(either.sum(), 1))
 
 
 def to_tflite(model: keras.Model, calibration: np.ndarray | None) -> bytes:
     """TFLite flatbuffer; int8 inside and at the input and output when calibration is given."""
     frames, bins = model.input_shape[1:]
 
-    def embed(spectrogram):
+    def salience(spectrogram):
         return {OUTPUT_NAME: model(spectrogram, training=False)}
 
     with tempfile.TemporaryDirectory() as tmp:
         archive = keras.export.ExportArchive()
         archive.track(model)
-        archive.add_endpoint(name=SIGNATURE, fn=embed, input_signature=[
+        archive.add_endpoint(name=SIGNATURE, fn=salience, input_signature=[
             tf.TensorSpec([None, frames, bins], tf.float32, name=INPUT_NAME)])
         archive.write_out(tmp, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[SIGNATURE])
@@ -87,15 +99,18 @@ def convert(run_dir: Path, pairs_dir: Path, out_dir: Path, weights: str = "best.
     (run_dir / "model_float.tflite").write_bytes(float_bytes)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MODEL_FILE).write_bytes(int8_bytes)
-    check = calibration_windows(songs, train, n_batches=2, seed=123)  # not the calibration set
-    agreement = float(np.mean(np.sum(Embedder(out_dir / MODEL_FILE).embed(check)
-                                     * Embedder(run_dir / "model_float.tflite").embed(check), axis=1)))
+    check = calibration_windows(songs, train, n_batches=4, seed=123)  # not the calibration set
+    melody_config = mel.MelodyConfig()
+    int8_model, float_model = MelodyModel(out_dir / MODEL_FILE), MelodyModel(run_dir / "model_float.tflite")
+    agreement = pitch_agreement(int8_model.salience(check), float_model.salience(check), melody_config)
     history = run_dir / "final_metrics.json"
     model_section = {
-        "embedding_dim": train.embedding_dim,
         "parameters": int(model.count_params()),
         "macs_per_window": multiply_accumulates(model),
-        "int8_vs_float_cosine": round(agreement, 4),
+        "output_shape": list(int8_model.output_shape),
+        "time_stride": int8_model.time_stride,
+        "melody": melody_config.to_dict(),
+        "int8_vs_float_pitch_agreement": round(agreement, 4),
         "training_run": {
             "name": train.name,
             "run": run_dir.name,

@@ -14,7 +14,7 @@ from pathlib import Path
 from device import assets, manifest
 from device.audio import AudioError, load_audio
 from device.catalogue import Catalogue, IndexConfig
-from device.embedder import EmbedderError
+from device.model import ModelError
 from device.manifest import ManifestError
 from device import microphone
 from device.listening import Listener
@@ -167,7 +167,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_index_build(args: argparse.Namespace) -> int:
     from device import indexing
-    config = IndexConfig(hop_frames=args.hop_frames, n_trees=args.trees)
+    config = IndexConfig(dataclasses.replace(INDEX_DEFAULTS.shortlist, catalogue_hop_frames=args.window_hop),
+                         n_trees=args.trees)
     base = Catalogue(args.index) if args.command_index == "add" else None
     out = args.out if args.out is not None else args.index
     log = (lambda line: print(line, file=sys.stderr))
@@ -236,8 +237,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--metadata", help="CSV with columns song_id,title,artist (song_id = file stem)")
     b.add_argument("--model", default=str(assets.default_model_dir()),
                    help="model directory (default: the shipped model)")
-    b.add_argument("--hop-frames", type=int, default=INDEX_DEFAULTS.hop_frames,
-                   help="frames between catalogue windows (default: %(default)s)")
+    b.add_argument("--window-hop", type=int, default=INDEX_DEFAULTS.shortlist.catalogue_hop_frames,
+                   help="melody frames between the shortlist's catalogue windows (default: %(default)s)")
     b.add_argument("--trees", type=int, default=INDEX_DEFAULTS.n_trees,
                    help="Annoy trees (default: %(default)s)")
     b.set_defaults(run=cmd_index_build, index=None)
@@ -246,7 +247,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--index", required=True, help="catalogue to extend")
     a.add_argument("--out", help="write the extended catalogue here (default: replace --index)")
     a.add_argument("--metadata", help="CSV with columns song_id,title,artist")
-    a.set_defaults(run=cmd_index_build, model=None, hop_frames=INDEX_DEFAULTS.hop_frames,
+    a.set_defaults(run=cmd_index_build, model=None, window_hop=INDEX_DEFAULTS.shortlist.catalogue_hop_frames,
                    trees=INDEX_DEFAULTS.n_trees)
     return top
 
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)  # inside: --version reads the model's manifest
         return args.run(args)
-    except (ManifestError, EmbedderError, AudioError, MicrophoneError) as exc:
+    except (ManifestError, ModelError, AudioError, MicrophoneError) as exc:
         print(f"hum-search: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

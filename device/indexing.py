@@ -1,4 +1,5 @@
-"""Building and extending catalogues from folders of audio, on any machine (no TensorFlow)."""
+"""Building and extending catalogues from folders of audio, on any machine (no TensorFlow):
+the melody model hears each recording once and the catalogue keeps its melody line."""
 from __future__ import annotations
 
 import csv
@@ -10,8 +11,9 @@ import numpy as np
 from device import frontend as fe
 from device import manifest as mf
 from device.audio import AudioError, load_audio
-from device.catalogue import Catalogue, IndexConfig, SongInfo, write_catalogue
-from device.embedder import Embedder
+from device import melody as mel
+from device.catalogue import Catalogue, IndexConfig, write_catalogue
+from device.model import MelodyModel
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m4a", ".opus")
 
@@ -39,23 +41,18 @@ def audio_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
 
 
-def embed_recording(audio: np.ndarray, embedder: Embedder, config: fe.FrontendConfig,
-                    hop_frames: int) -> np.ndarray:
-    """float32 (n_windows, embedding_dim): windows every hop_frames, from frame 0.
-
-    A recording shorter than one window is zero-padded to one window.
-    """
-    need = (config.window_frames - 1) * config.hop_length_samples + config.frame_length_samples
-    if audio.size < need:
-        audio = np.concatenate([audio, np.zeros(need - audio.size, dtype=np.float32)])
-    spectrogram = fe.log_spectrogram(audio, config)
-    return embedder.embed(fe.windows(spectrogram, hop_frames, config))
+def melody_of(audio: np.ndarray, model: MelodyModel, frontend: fe.FrontendConfig,
+              config: mel.MelodyConfig) -> np.ndarray:
+    """uint8 (n_melody_frames,): the encoded melody line of a recording (device.melody)."""
+    spectrogram = fe.log_spectrogram(audio, frontend)
+    line, _ = mel.pitch_line(mel.salience(spectrogram, model, frontend, config), frontend, config)
+    return mel.encode(line)
 
 
 def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: Path | None = None,
           config: IndexConfig = IndexConfig(), base: Catalogue | None = None,
           log: Callable[[str], None] = print) -> tuple[int, int]:
-    """Embeds every recording in audio_dir into a new catalogue at out_dir.
+    """Hears every recording in audio_dir and writes a new catalogue at out_dir.
 
     Args:
         model_dir: a model directory (model.tflite + manifest.json), or a catalogue
@@ -70,18 +67,18 @@ def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: 
     metadata = read_metadata(metadata_csv)
     files = audio_files(audio_dir)
     if base is not None:
-        model_manifest, model_path = base.manifest, base.model_path
-        config = base.config
-        songs, vectors = list(base.songs), [base.vectors()]
+        model_manifest, model_path, config = base.manifest, base.model_path, base.config
+        songs = [(s.song_id, s.title, s.artist, s.duration_s) for s in base.songs]
+        codes = [base.codes(row).copy() for row in range(len(base.songs))]
         model_dir = base.directory
     else:
         model_manifest = _read_model_manifest(Path(model_dir))
         model_path = mf.check_file(Path(model_dir), model_manifest["model"], "model")
-        songs, vectors = [], []
+        songs, codes = [], []
     frontend = mf.check_frontend(model_manifest, model_dir)
-    embedder = Embedder(model_path)
-    seen = {s.song_id for s in songs}
-    next_item = sum(s.n_items for s in songs)
+    melody_config = mel.MelodyConfig(**model_manifest["model"]["melody"])
+    model = MelodyModel(model_path)
+    seen = {s[0] for s in songs}
     added = skipped = 0
     for number, path in enumerate(files, 1):
         song_id = path.stem
@@ -95,20 +92,17 @@ def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: 
             log(f"skipped {exc}")
             skipped += 1
             continue
-        embedded = embed_recording(audio, embedder, frontend, config.hop_frames)
         title, artist = metadata.get(song_id, (song_id, ""))
-        songs.append(SongInfo(song_id, title, artist, next_item, embedded.shape[0],
-                              audio.size / frontend.sample_rate_hz))
-        vectors.append(embedded)
+        songs.append((song_id, title, artist, audio.size / frontend.sample_rate_hz))
+        codes.append(melody_of(audio, model, frontend, melody_config))
         seen.add(song_id)
-        next_item += embedded.shape[0]
         added += 1
         if number % 100 == 0:
-            log(f"embedded {number}/{len(files)} files")
+            log(f"heard {number}/{len(files)} files")
     if added == 0:
         raise mf.ManifestError(f"{audio_dir}: no new readable audio files; nothing was written")
-    write_catalogue(out_dir, model_manifest, model_path, songs,
-                    np.concatenate(vectors).astype(np.float32), config)
+    write_catalogue(out_dir, model_manifest, model_path, songs, codes, config,
+                    melody_config.frame_rate_hz(frontend, model.time_stride))
     return added, skipped
 
 

@@ -1,34 +1,46 @@
-"""Match aggregation: votes from query windows that agree in time offset, confidence, no-match.
+"""Matching: shortlist the catalogue, align the whole query with each candidate, decide.
 
-Pure functions over arrays; no I/O, no printing.
+The query's melody line is cut into key-free windows at several time scales; Annoy finds
+catalogue windows like them and the shortlist ranks songs by consistent votes
+(device.shortlist). Each shortlisted song's melody, around where the votes place the
+query, is aligned with the whole query under a few keys near the voted one
+(device.alignment). The best alignment score decides, against the runner-up.
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from device import alignment as al
+from device import shortlist as sl
+
+if TYPE_CHECKING:
+    from device.catalogue import Catalogue
 
 
 @dataclasses.dataclass(frozen=True)
 class MatcherConfig:
-    """Aggregation and decision parameters.
+    """Alignment and decision parameters.
 
     Attributes:
-        top_k: neighbours retrieved per query window.
-        offset_tolerance_frames: votes whose (catalogue start - query start) differ by at
-            most this much support the same alignment; wide enough for a hum that is 25%
-            faster or slower over a 10 s query.
-        min_similarity: neighbours below this cosine similarity do not vote.
-        min_score: a best song scoring below this is no_match.
-        min_margin: a best song whose score exceeds the runner-up's by less than this
-            fraction of its own score is no_match.
+        key_steps: semitones tried around the shortlist's key for each candidate.
+        slack: the aligned stretch of a song reaches this fraction of the query's length
+            (at the voted scale) before and after where the votes place it ...
+        margin_frames: ... plus this many melody frames.
+        min_voiced_frames: a query with fewer melody frames than this is no_match.
+        min_score: a best song whose alignment score is below this is no_match.
+        min_margin: a best song whose score exceeds the runner-up's by less than this is
+            no_match.
     """
 
-    top_k: int = 100
-    offset_tolerance_frames: int = 100
-    min_similarity: float = 0.3
-    min_score: float = 0.05  # fallback for a model manifest without a "decision" section
-    min_margin: float = 0.35
+    key_steps: tuple[float, ...] = (-0.5, 0.0, 0.5)
+    slack: float = 0.3
+    margin_frames: int = 12
+    min_voiced_frames: int = 25
+    min_score: float = 0.75  # fallback for a model manifest without a "decision" section
+    min_margin: float = 0.08
 
     @staticmethod
     def for_model(model_section: dict) -> "MatcherConfig":
@@ -48,103 +60,77 @@ class MatcherConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class Votes:
-    """Neighbours of every query window so far, flattened.
-
-    Attributes:
-        query_frame: int64 (n,) start frame of the query window that voted.
-        song: int64 (n,) catalogue song row.
-        song_frame: int64 (n,) start frame of the catalogue window.
-        similarity: float32 (n,) cosine similarity.
-    """
-
-    query_frame: np.ndarray
-    song: np.ndarray
-    song_frame: np.ndarray
-    similarity: np.ndarray
-
-    @staticmethod
-    def empty() -> "Votes":
-        z = np.zeros(0, dtype=np.int64)
-        return Votes(z, z, z, np.zeros(0, dtype=np.float32))
-
-    def extend(self, other: "Votes") -> "Votes":
-        return Votes(*(np.concatenate([a, b]) for a, b in zip(dataclasses.astuple(self),
-                                                             dataclasses.astuple(other))))
-
-
-@dataclasses.dataclass(frozen=True)
 class Candidate:
-    """A song and how well the query agrees with it.
+    """A song and how well the whole query aligns with it.
 
     Attributes:
-        song: catalogue song row.
-        score: in [0, 1]: summed best similarity of the query windows that agree on one
-            alignment, divided by the number of query windows.
-        offset_frames: catalogue frame that the query's first frame aligns with.
+        song: row in the catalogue.
+        score: alignment score in [0, 1].
+        offset_frames: melody frame of the song where the query starts.
+        key_semitones: shift that brings the query to the song's key (octaves aside).
+        votes: the shortlist's votes for it.
     """
 
     song: int
     score: float
     offset_frames: int
+    key_semitones: float
+    votes: float
 
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
-    """The outcome for a query: candidates best first, and whether the best is a match."""
-
     is_match: bool
     confidence: float
     candidates: tuple[Candidate, ...]
 
 
-def _best_alignment(offsets: np.ndarray, query_frames: np.ndarray, similarity: np.ndarray,
-                    tolerance: int) -> tuple[float, int]:
-    """Best total similarity of one song over offset windows of width `tolerance`.
-
-    Each query window counts once per alignment (its best vote inside it).
-    Returns (total, median offset of the supporting votes).
-    """
-    order = np.argsort(offsets, kind="stable")
-    offsets, query_frames, similarity = offsets[order], query_frames[order], similarity[order]
-    best_total, best_offset = 0.0, int(offsets[0])
-    ends = np.searchsorted(offsets, offsets + tolerance, side="right")
-    for start, end in zip(range(offsets.size), ends):
-        if start > 0 and offsets[start] == offsets[start - 1]:
-            continue
-        q, s = query_frames[start:end], similarity[start:end]
-        per_query = {}
-        for qi, si in zip(q.tolist(), s.tolist()):
-            if si > per_query.get(qi, 0.0):
-                per_query[qi] = si
-        total = sum(per_query.values())
-        if total > best_total:
-            best_total, best_offset = total, int(np.median(offsets[start:end]))
-    return best_total, best_offset
+def shortlist(line: np.ndarray, catalogue: "Catalogue") -> list[sl.Candidate]:
+    """The catalogue songs worth aligning with the query's melody line, best first."""
+    config = catalogue.config.shortlist
+    hits = []
+    for window in sl.query_windows(line, config):
+        rows, starts, sims, keys = catalogue.search(window.vector, config.neighbours)
+        hits.append((window, rows, starts, sims, keys))
+    return sl.rank(hits, config.candidates)
 
 
-def decide(votes: Votes, n_query_windows: int, config: MatcherConfig, top: int = 10) -> Decision:
-    """Ranks songs by time-consistent votes and decides match or no_match.
+def stretch_bounds(candidate: sl.Candidate, n_query: int, n_song: int, config: MatcherConfig
+                   ) -> tuple[int, int]:
+    """[first, last) song frames aligned with the query for a shortlisted candidate."""
+    span = n_query / candidate.scale
+    first = int(max(0, np.floor(candidate.song_start - config.slack * span - config.margin_frames)))
+    last = int(min(n_song, np.ceil(candidate.song_start + (1 + config.slack) * span + config.margin_frames)))
+    return first, max(last, first + 1)
 
-    Args:
-        votes: every neighbour of every query window.
-        n_query_windows: query windows embedded (the score's denominator; windows that
-            found no neighbour above min_similarity still count).
-        top: candidates to return.
-    """
-    keep = votes.similarity >= config.min_similarity
-    if n_query_windows == 0 or not np.any(keep):
+
+def rank_songs(line: np.ndarray, catalogue: "Catalogue", config: MatcherConfig) -> list[Candidate]:
+    """Shortlisted songs ranked by their alignment with the whole query, best first."""
+    if np.count_nonzero(line > 0) < config.min_voiced_frames:
+        return []
+    found = shortlist(line, catalogue)
+    if not found:
+        return []
+    stretches, keys, firsts = [], [], []
+    for c in found:
+        song_line = catalogue.melody(c.row)
+        first, last = stretch_bounds(c, line.size, song_line.size, config)
+        stretches.append(song_line[first:last])
+        keys.append(c.key_semitones + np.asarray(config.key_steps))
+        firsts.append(first)
+    aligned = al.align(line, stretches, np.array(keys))
+    ranked = [Candidate(c.row, a.score, first + a.start, a.key_semitones, c.votes)
+              for c, a, first in zip(found, aligned, firsts)]
+    return sorted(ranked, key=lambda c: (-c.score, c.song))
+
+
+def decide(candidates: list[Candidate], config: MatcherConfig, top: int = 10) -> Decision:
+    """match when the best song aligns well enough and clearly better than the runner-up;
+    confidence is its margin over the runner-up."""
+    if not candidates:
         return Decision(False, 0.0, ())
-    song, qf = votes.song[keep], votes.query_frame[keep]
-    offset, sim = votes.song_frame[keep] - qf, votes.similarity[keep]
-    candidates = []
-    for row in np.unique(song):
-        mask = song == row
-        total, off = _best_alignment(offset[mask], qf[mask], sim[mask], config.offset_tolerance_frames)
-        candidates.append(Candidate(int(row), total / n_query_windows, off))
-    candidates.sort(key=lambda c: (-c.score, c.song))
     best = candidates[0].score
     runner_up = candidates[1].score if len(candidates) > 1 else 0.0
-    margin = (best - runner_up) / best if best > 0 else 0.0
+    margin = best - runner_up
     is_match = best >= config.min_score and margin >= config.min_margin
-    return Decision(is_match, float(min(1.0, best * margin) if best > 0 else 0.0), tuple(candidates[:top]))
+    return Decision(is_match, float(np.clip(margin, 0.0, 1.0)), tuple(candidates[:top]))

@@ -1,10 +1,11 @@
 """Recognizer: one engine for files and streams.
 
-Blocks of samples go in; frames are computed incrementally, each query window is embedded
-as soon as it is complete (unless it is silence or non-tonal noise), its neighbours vote,
-and the matcher ranks songs. `feed`/`result` give the ranking of everything so far;
-`push`/`finish` turn the same steps into events for a live stream, with an early answer
-as soon as the match is confident.
+Blocks of samples go in; frames are computed incrementally, the melody model hears each
+window once as soon as it is complete, and the query's melody line so far (frames that
+are not tonal are silenced) is matched against the catalogue: a shortlist, then the whole
+query aligned with each candidate (device.matcher). `feed`/`result` give the ranking of
+everything so far; `push`/`finish` look again every `step_frames` frames of a live
+stream and answer early as soon as the match is confident.
 """
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import time
 import numpy as np
 
 from device import frontend as fe
+from device import melody as mel
 from device.catalogue import Catalogue
-from device.embedder import Embedder
-from device.matcher import MatcherConfig, Votes, decide
+from device.matcher import MatcherConfig, decide, rank_songs
+from device.model import MelodyModel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,35 +26,33 @@ class RecognizerConfig:
     """Query-side parameters.
 
     Attributes:
-        query_hop_frames: frames between query windows (25 = 0.5 s).
-        min_peak_db: windows whose loudest bin is below this (dB, frontend scale; a full
-            scale tone is about +53 dB) are silence and are not embedded.
+        step_frames: `push` looks at the query again every this many frames (50 = 1 s).
+        min_peak_db: frames whose loudest bin is below this (dB, frontend scale; a full
+            scale tone is about +53 dB) are silence: no melody is read from them.
         min_prominence_db: a frame is tonal when some bin stands this many dB above the
             median of its neighbourhood (see `tonal_frames`). Hums, sung syllables and
             whistles have peaks 20-50 dB above it; white, pink or brown noise about 7 dB.
+            No melody is read from frames that are not tonal.
         prominence_half_width_bins: the neighbourhood: this many bins either side (6 bins
             = 3 semitones).
-        min_tonal_fraction: windows with fewer tonal frames than this fraction are noise
-            and are not embedded.
-        early_min_windows: `push` answers before the time limit only once this many
-            windows have been embedded (6 windows: 6.5 s of humming) ...
-        early_min_confidence: ... the decision is a match with at least this confidence ...
-        early_consecutive: ... and has been, with the same best song, after this many
-            consecutive windows. So the earliest answer comes after early_min_windows +
-            early_consecutive - 1 windows (7 windows: 7 s of humming).
+        early_min_seconds: `push` answers before the time limit only after this much
+            audio ...
+        early_min_confidence: ... when the decision is a match with at least this
+            confidence ...
+        early_consecutive: ... and has been, with the same best song, for this many
+            consecutive looks.
         max_seconds: `push` stops after this many seconds of audio and answers with the
             decision on them (None: no limit; `finish` ends the query).
-        matcher: aggregation and decision parameters; None: those calibrated for the
+        matcher: alignment and decision parameters; None: those calibrated for the
             catalogue's model (`Catalogue.matcher`).
     """
 
-    query_hop_frames: int = 25
+    step_frames: int = 50
     min_peak_db: float = -10.0
     min_prominence_db: float = 15.0
     prominence_half_width_bins: int = 6
-    min_tonal_fraction: float = 0.2
-    early_min_windows: int = 6
-    early_min_confidence: float = 0.2
+    early_min_seconds: float = 4.0
+    early_min_confidence: float = 0.0
     early_consecutive: int = 2
     max_seconds: float | None = 20.0
     matcher: MatcherConfig | None = None
@@ -77,11 +77,14 @@ class Result:
 
     Attributes:
         decision: "match" or "no_match".
-        confidence: in [0, 1].
+        confidence: in [0, 1]: the best song's score margin over the runner-up.
         matches: best first.
-        windows: query windows embedded; skipped: windows skipped as silence or noise.
+        windows: model windows run for this query.
+        skipped: melody frames silenced because their audio is silence or not tonal.
         audio_s: seconds of audio received.
         timing_ms: time spent per stage.
+        melody: float32 (n,) the query's melody line (MIDI per melody frame, 0: none).
+        keys: per match, the semitones that bring the query to the song's key.
     """
 
     decision: str
@@ -91,6 +94,8 @@ class Result:
     skipped: int
     audio_s: float
     timing_ms: dict
+    melody: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
+    keys: tuple[float, ...] = ()
 
 
 EVENT_KINDS = ("candidates", "match", "no_match")
@@ -101,11 +106,11 @@ class Event:
     """What `Recognizer.push` and `Recognizer.finish` report.
 
     Attributes:
-        kind: "candidates" (the ranking changed: a window was embedded; the query goes
-            on), "match" or "no_match" (the final answer; the query is over).
+        kind: "candidates" (a look at the query so far; the query goes on), "match" or
+            "no_match" (the final answer; the query is over).
         result: the ranking and decision at that moment.
-        window_end_s: seconds from the start of the query to the end of the last window
-            embedded (for an early match, the window that decided it); 0 if none.
+        window_end_s: seconds from the start of the query to the end of the audio that
+            result was made from; 0 if none.
     """
 
     kind: str
@@ -147,11 +152,11 @@ def tonal_frames(frames_db: np.ndarray, min_prominence_db: float, half_width_bin
 
 
 class Recognizer:
-    """Owns a catalogue's embedder and the state of one query.
+    """Owns a catalogue's melody model and the state of one query.
 
     Two ways to use it, on the same steps: `identify(audio)` (or `feed` then `result`)
-    for a whole recording; `push(block)` for a stream, which returns events as windows
-    complete and ends with a match or no_match event (`finish` ends it early).
+    for a whole recording; `push(block)` for a stream, which returns events as the query
+    grows and ends with a match or no_match event (`finish` ends it early).
 
     Args:
         catalogue: a loaded Catalogue.
@@ -166,114 +171,85 @@ class Recognizer:
             config = dataclasses.replace(config, matcher=catalogue.matcher)
         self.config = config
         self.frontend = catalogue.frontend
-        self.embedder = Embedder(catalogue.model_path, num_threads=num_threads)
+        self.model = MelodyModel(catalogue.model_path, num_threads=num_threads)
         self.reset()
 
     def reset(self) -> None:
         """Forgets the current query."""
         self._stream = fe.FrameStream(self.frontend)
-        self._frames = np.zeros((0, self.frontend.n_bins), dtype=np.float32)
-        self._tonal = np.zeros(0, dtype=bool)  # tonal_frames of self._frames
-        self._first_frame = 0  # absolute index of self._frames[0]
-        self._next_window = 0  # absolute start frame of the next query window
-        self._votes = Votes.empty()
-        self._windows = 0
-        self._window_end_sample = 0  # end of the last embedded window, in samples
+        self._salience = mel.SalienceStream(self.model, self.frontend, self.catalogue.melody_config)
+        self._pending = np.zeros((0, self.frontend.n_bins), dtype=np.float32)  # not yet heard
+        self._tonal = np.zeros(0, dtype=bool)  # per heard frame: tonal and loud enough
+        self._next_look = self.config.step_frames
         self._streak = 0  # consecutive confident matches on the same song (early answer)
         self._streak_song = ""
         self._final: Event | None = None
-        self._skipped = 0
         self._samples = 0
-        self._timing = {"frontend": 0.0, "embed": 0.0, "search": 0.0, "match": 0.0}
+        self._timing = {"frontend": 0.0, "model": 0.0, "match": 0.0}
 
-    def _complete_windows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Cuts every query window that is complete.
-
-        Returns:
-            starts: int64 (n,) absolute start frames; windows: float32 (n, window_frames,
-            n_bins) in dB; tonal: float64 (n,) fraction of each window's frames that are tonal.
-        """
-        size, hop = self.frontend.window_frames, self.config.query_hop_frames
-        end = self._first_frame + self._frames.shape[0]
-        starts = np.arange(self._next_window, end - size + 1, hop, dtype=np.int64)
-        offsets = (starts - self._first_frame).tolist()
-        cut = np.stack([self._frames[o:o + size] for o in offsets]) \
-            if starts.size else np.zeros((0, size, self.frontend.n_bins), dtype=np.float32)
-        tonal = np.array([self._tonal[o:o + size].mean() for o in offsets], dtype=np.float64)
-        if starts.size:
-            self._next_window = int(starts[-1]) + hop
-        drop = max(0, self._next_window - self._first_frame)
-        self._frames = self._frames[drop:]
-        self._tonal = self._tonal[drop:]
-        self._first_frame += drop
-        return starts, cut, tonal
-
-    def _windows_from(self, samples: np.ndarray) -> list[tuple[int, Votes]]:
-        """Frontend, gates, embedding and search for the windows `samples` complete.
-
-        Returns:
-            (start frame, that window's neighbours as Votes) per embedded window, in order.
-        """
+    def _receive(self, samples: np.ndarray) -> None:
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self._samples += samples.size
         t0 = time.perf_counter()
-        new_frames = self._stream.push(samples)
-        self._frames = np.concatenate([self._frames, new_frames])
-        self._tonal = np.concatenate([self._tonal, tonal_frames(
-            new_frames, self.config.min_prominence_db, self.config.prominence_half_width_bins)])
-        starts, cut, tonal = self._complete_windows()
-        keep = (cut.max(axis=(1, 2)) >= self.config.min_peak_db) & (tonal >= self.config.min_tonal_fraction)
-        self._skipped += int(np.count_nonzero(~keep))
-        starts, cut = starts[keep], cut[keep]
-        t1 = time.perf_counter()
-        self._timing["frontend"] += t1 - t0
-        if starts.size == 0:
-            return []
-        embeddings = self.embedder.embed(fe.normalize_windows(cut, self.frontend))
-        t2 = time.perf_counter()
-        found = []
-        for start, embedding in zip(starts, embeddings):
-            items, sim = self.catalogue.search(embedding, self.config.matcher.top_k)
-            row, frame = self.catalogue.locate(items)
-            found.append((int(start), Votes(np.full(items.size, start, dtype=np.int64), row, frame, sim)))
-        t3 = time.perf_counter()
-        self._timing["embed"] += t2 - t1
-        self._timing["search"] += t3 - t2
-        return found
+        self._pending = np.concatenate([self._pending, self._stream.push(samples)])
+        self._timing["frontend"] += time.perf_counter() - t0
 
-    def _add(self, start: int, votes: Votes) -> None:
-        self._votes = self._votes.extend(votes)
-        self._windows += 1
-        last_frame = start + self.frontend.window_frames - 1
-        self._window_end_sample = (last_frame * self.frontend.hop_length_samples
-                                   + self.frontend.frame_length_samples)
+    def _hear(self, n_frames: int) -> None:
+        """Passes the first n_frames pending frames to the model."""
+        frames, self._pending = self._pending[:n_frames], self._pending[n_frames:]
+        t0 = time.perf_counter()
+        config = self.config
+        loud = frames.max(axis=1, initial=-np.inf) >= config.min_peak_db
+        tonal = tonal_frames(frames, config.min_prominence_db, config.prominence_half_width_bins)
+        self._tonal = np.concatenate([self._tonal, loud & tonal])
+        t1 = time.perf_counter()
+        self._salience.push(frames)
+        self._timing["frontend"] += t1 - t0
+        self._timing["model"] += time.perf_counter() - t1
 
     def feed(self, samples: np.ndarray) -> bool:
         """Adds samples (float32 (n,) mono at the frontend's rate).
 
         Returns:
-            True when new query windows were embedded (the result may have changed).
+            True when new frames were heard (the result may have changed).
         """
-        found = self._windows_from(samples)
-        for start, votes in found:
-            self._add(start, votes)
-        return bool(found)
+        self._receive(samples)
+        heard = self._pending.shape[0]
+        self._hear(heard)
+        return heard > 0
+
+    def _melody(self) -> tuple[np.ndarray, int]:
+        """(the query's melody line so far with non-tonal frames silenced, frames silenced)."""
+        t0 = time.perf_counter()
+        salience = self._salience.salience()
+        self._timing["model"] += time.perf_counter() - t0
+        config = self.catalogue.melody_config
+        line, _ = mel.pitch_line(salience, self.frontend, config)
+        per_melody_frame = self.model.time_stride * config.pool
+        padded = np.zeros(line.size * per_melody_frame, dtype=bool)
+        padded[:self._tonal.size] = self._tonal
+        tonal = padded.reshape(line.size, per_melody_frame).mean(axis=1) >= 0.5
+        silenced = int(np.count_nonzero((line > 0) & ~tonal))
+        return np.where(tonal, line, 0.0).astype(np.float32), silenced
 
     def result(self, top: int = 10) -> Result:
-        """The ranking and decision from everything fed since the last reset."""
+        """The ranking and decision from everything heard since the last reset."""
+        line, silenced = self._melody()
         t0 = time.perf_counter()
-        decision = decide(self._votes, self._windows, self.config.matcher, top=top)
+        ranked = rank_songs(line, self.catalogue, self.config.matcher)
+        decision = decide(ranked, self.config.matcher, top=top)
         self._timing["match"] += time.perf_counter() - t0
-        rate = self.frontend.frame_rate_hz
+        rate = self.catalogue.melody_rate_hz
         matches = []
         for c in decision.candidates:
             song = self.catalogue.songs[c.song]
             matches.append(Match(song.song_id, song.title, song.artist, c.score,
                                  max(0.0, c.offset_frames / rate)))
         return Result("match" if decision.is_match else "no_match", decision.confidence,
-                      tuple(matches), self._windows, self._skipped,
+                      tuple(matches), self._salience.windows_run, silenced,
                       self._samples / self.frontend.sample_rate_hz,
-                      {k: round(v * 1000.0, 2) for k, v in self._timing.items()})
+                      {k: round(v * 1000.0, 2) for k, v in self._timing.items()},
+                      line, tuple(c.key_semitones for c in decision.candidates))
 
     def identify(self, audio: np.ndarray, top: int = 10) -> Result:
         """One-shot identification of a whole recording (the same path as streaming)."""
@@ -286,14 +262,22 @@ class Recognizer:
         """True once `push` or `finish` has given the final event of the current query."""
         return self._final is not None
 
+    def _heard_s(self) -> float:
+        """Seconds of audio covered by the frames heard so far."""
+        n = self._salience.n_frames
+        if n == 0:
+            return 0.0
+        return ((n - 1) * self.frontend.hop_length_samples
+                + self.frontend.frame_length_samples) / self.frontend.sample_rate_hz
+
     def _event(self, kind: str, result: Result) -> Event:
-        return Event(kind, result, self._window_end_sample / self.frontend.sample_rate_hz)
+        return Event(kind, result, self._heard_s())
 
     def _confident(self, result: Result) -> bool:
-        """The early-answer policy, applied after each embedded window."""
+        """The early-answer policy, applied after each look."""
         config = self.config
         best = result.matches[0].song_id if result.matches else ""
-        if (result.decision == "match" and result.windows >= config.early_min_windows
+        if (result.decision == "match" and self._heard_s() >= config.early_min_seconds
                 and result.confidence >= config.early_min_confidence):
             self._streak = self._streak + 1 if best == self._streak_song else 1
             self._streak_song = best
@@ -304,18 +288,18 @@ class Recognizer:
     def push(self, samples: np.ndarray, top: int = 10) -> list[Event]:
         """Adds a block of a stream and reports what changed.
 
-        Windows are judged one at a time, so the events do not depend on how the stream
-        is cut into blocks. After a final event the query is over: further pushes return
-        nothing until `reset`.
+        The query is looked at every `step_frames` frames, whatever the block sizes, so
+        the events do not depend on how the stream is cut into blocks. After a final
+        event the query is over: further pushes return nothing until `reset`.
 
         Args:
             samples: float32 (n,) mono at the frontend's rate, any n >= 0.
             top: candidates per result.
 
         Returns:
-            In order: a "candidates" event per window embedded; then at most one final
-            event: "match" as soon as the early-answer policy of the config is met, else
-            the decision ("match" or "no_match") once max_seconds of audio have arrived.
+            In order: a "candidates" event per look; then at most one final event: "match"
+            as soon as the early-answer policy of the config is met, else the decision
+            ("match" or "no_match") once max_seconds of audio have arrived.
         """
         if self._final is not None:
             return []
@@ -324,9 +308,11 @@ class Recognizer:
         if self.config.max_seconds is not None:
             limit = int(round(self.config.max_seconds * self.frontend.sample_rate_hz))
             samples = samples[:max(0, limit - self._samples)]
+        self._receive(samples)
         events = []
-        for start, votes in self._windows_from(samples):
-            self._add(start, votes)
+        while self._salience.n_frames + self._pending.shape[0] >= self._next_look:
+            self._hear(self._next_look - self._salience.n_frames)
+            self._next_look += self.config.step_frames
             result = self.result(top=top)
             if self._confident(result):
                 self._final = self._event("match", result)
@@ -346,6 +332,7 @@ class Recognizer:
             `identify` on the same audio) decides.
         """
         if self._final is None:
+            self._hear(self._pending.shape[0])
             result = self.result(top=top)
             self._final = self._event(result.decision, result)
         return self._final

@@ -1,11 +1,10 @@
-"""PairMaker: the whole recipe for one song, deterministic, with mined versions."""
+"""PairMaker: the whole recipe for one song, deterministic, with melody targets."""
 import dataclasses
 
 import numpy as np
 import pytest
 
 from device import frontend as fe
-from device.assets import default_model_dir
 from training import corpora
 from training.config import DataConfig
 from training.pairs import PairMaker
@@ -13,7 +12,7 @@ from training.render import find_soundfonts
 
 FRONTEND = fe.FrontendConfig()
 KINDS = {"hum", "la", "da", "oo", "whistle", "track-tone", "track-hum", "track-la", "track-da",
-         "track-oo", "track-whistle", "version"}
+         "track-oo", "track-whistle"}
 
 
 @pytest.fixture(scope="module")
@@ -32,21 +31,23 @@ def test_same_song_same_pairs_and_every_query_is_labelled(song):
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_mined_version_maps_onto_the_same_passage(song):
-    model = default_model_dir()
-    if not (model / "model.tflite").is_file():
-        pytest.skip("no shipped model")
-    data = dataclasses.replace(DataConfig.smoke(), excerpt_s=30.0, hums_per_song=1, version_fraction=1.0)
-    with PairMaker(data, FRONTEND, find_soundfonts(), miner_model=model) as maker:
+def test_every_frame_carries_the_melody_as_played(song):
+    """The recording's target follows the written melody (octave as the lead plays it),
+    each query's follows its own f0: the same tune, so the same intervals."""
+    data = dataclasses.replace(DataConfig.smoke(), hums_per_song=2, track_fraction=0.0,
+                               sung_lead_fraction=0.0, mic_chain_fraction=0.0)
+    with PairMaker(data, FRONTEND, find_soundfonts()) as maker:
         pairs = maker.make(song)
-    assert pairs.kinds[-1] == "version", "the shipped model should align a version of Ode to Joy"
-    version, to_recording = pairs.hums_db[-1], pairs.hum_to_recording[-1]
-    assert version.shape[0] == to_recording.size and np.all(np.diff(to_recording) > 0)
-    # The version renders the recording's span at another tempo: its map spans it too.
-    n = pairs.recording_db.shape[0]
-    assert abs(to_recording[0]) < 0.05 * n and abs(to_recording[-1] - n) < 0.05 * n
-
-
-def test_mining_needs_a_model():
-    with pytest.raises(ValueError, match="preliminary model"):
-        PairMaker(dataclasses.replace(DataConfig.smoke(), version_fraction=0.5), FRONTEND, find_soundfonts())
+    assert pairs.recording_midi.shape == (pairs.recording_db.shape[0],)
+    voiced = pairs.recording_midi > 0
+    assert 0.3 < voiced.mean() < 1.0
+    written = {n.pitch % 12 for n in song.melody}
+    assert set(np.round(pairs.recording_midi[voiced]).astype(int) % 12) <= written
+    for hum_db, midi, to_recording in zip(pairs.hums_db, pairs.hums_midi, pairs.hum_to_recording):
+        assert midi.shape == (hum_db.shape[0],) and (midi > 0).mean() > 0.5
+        # Where both sound, the hum's pitch minus the recording's is one constant (its key
+        # and octave), give or take intonation and glides.
+        at = np.clip(np.round(to_recording).astype(int), 0, pairs.recording_midi.size - 1)
+        both = (midi > 0) & (pairs.recording_midi[at] > 0)
+        offset = midi[both] - pairs.recording_midi[at][both]
+        assert np.mean(np.abs(offset - np.median(offset)) < 1.0) > 0.7

@@ -21,9 +21,6 @@ class DataConfig:
             rather than the hum synthesizer.
         sung_lead_fraction: share of recordings whose melody is sung by the synthetic
             singer instead of a General MIDI instrument.
-        version_fraction: share of songs that also get another version (other
-            arrangement, soundfont, tempo and key), aligned to the recording with the
-            preliminary model; accepted alignments become extra queries.
         mic_chain_fraction: share of queries passed through a simulated room, noise and
             microphone; the rest stay as sung (people also hum in quiet rooms).
         production_fraction: share of recordings given reverb, compression, EQ and
@@ -39,7 +36,6 @@ class DataConfig:
     track_fraction: float = 0.3
     tone_fraction: float = 0.3
     sung_lead_fraction: float = 0.4
-    version_fraction: float = 0.5
     mic_chain_fraction: float = 0.5
     production_fraction: float = 0.5
     essen_limit: int = 1500
@@ -53,53 +49,44 @@ class DataConfig:
 
     @staticmethod
     def melody() -> "DataConfig":
-        """The melody recipe: every pair carries frame-wise melody targets; no mined
-        versions (they need a preliminary model), shorter excerpts so more songs fit."""
-        return DataConfig(excerpt_s=24.0, version_fraction=0.0)
+        """The melody recipe: shorter excerpts than the default, so more songs fit."""
+        return DataConfig(excerpt_s=24.0)
 
     @staticmethod
     def smoke() -> "DataConfig":
-        return DataConfig(excerpt_s=12.0, hums_per_song=2, essen_limit=0, version_fraction=0.0)
+        return DataConfig(excerpt_s=12.0, hums_per_song=2, essen_limit=0)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Model, loss and optimisation.
+    """Model, targets and optimisation of the melody model.
 
     Attributes:
-        embedding_dim: size of the L2-normalised output.
-        channels: convolution channels per block.
-        dense_units: hidden units before the embedding layer.
-        batch_pairs: (hum, recording) pairs per batch, each from a different song.
-        triplet_mining: "semi-hard" or "hard" negatives within the batch.
-        margin: triplet margin in cosine similarity.
-        triplet_weight: weight of the triplet loss (0: none).
-        confidence_weight: weight of the in-batch softmax ("confidence") loss (0: none).
-        temperature: softmax temperature of the confidence loss.
-        tempo_range: hum windows are time-scaled by a factor drawn from this range.
-        pitch_shift_bins: hum windows are shifted by up to this many frequency bins.
-        jitter_frames: recording windows are offset by up to this many frames from the
-            aligned position (half the catalogue hop: a query never aligns exactly).
+        channels: convolution channels of the trunk (three sizes, see training.model).
+        batch_windows: windows per batch.
+        recording_fraction: share of windows taken from recordings (the rest from queries).
+        sigma_bins: the target is a Gaussian of this width (frequency bins) around the
+            true pitch, 1 at its centre.
+        positive_weight: weight of the target's mass in the binary cross-entropy (the
+            melody fills about 1% of the map).
+        tempo_range: windows are time-scaled by a factor drawn from this range.
+        pitch_shift_bins: windows are transposed by up to this many bins (the target moves
+            with them).
     """
 
     name: str = "default"
     seed: int = 7
-    embedding_dim: int = 32
-    channels: tuple[int, ...] = (16, 32, 64, 96)
-    dense_units: int = 256
-    batch_pairs: int = 48
-    steps_per_epoch: int = 150
-    epochs: int = 30
-    validation_batches: int = 20
+    channels: tuple[int, ...] = (16, 16, 8)
+    batch_windows: int = 16
+    steps_per_epoch: int = 100
+    epochs: int = 40
+    validation_batches: int = 16
     learning_rate: float = 2e-3
-    triplet_mining: str = "semi-hard"
-    margin: float = 0.2
-    triplet_weight: float = 0.0  # the confidence loss alone did best (benchmarks/results/losses)
-    confidence_weight: float = 1.0
-    temperature: float = 0.1
-    tempo_range: tuple[float, float] = (0.8, 1.25)
-    pitch_shift_bins: int = 6
-    jitter_frames: int = 50
+    recording_fraction: float = 0.6
+    sigma_bins: float = 1.0
+    positive_weight: float = 4.0
+    tempo_range: tuple[float, float] = (0.75, 1.33)
+    pitch_shift_bins: int = 8
 
     @staticmethod
     def default() -> "TrainConfig":
@@ -108,8 +95,8 @@ class TrainConfig:
     @staticmethod
     def smoke() -> "TrainConfig":
         """Seconds on a CPU: for tests."""
-        return TrainConfig(name="smoke", embedding_dim=16, channels=(4, 8, 8, 8), dense_units=16,
-                           batch_pairs=2, steps_per_epoch=3, epochs=2, validation_batches=1)
+        return TrainConfig(name="smoke", channels=(4, 4, 4), batch_windows=2, steps_per_epoch=3,
+                           epochs=2, validation_batches=1)
 
 
 def override(train: TrainConfig, settings: list[str]) -> TrainConfig:

@@ -1,5 +1,7 @@
-"""The Keras embedding model: a normalised spectrogram window in, a unit vector out."""
+"""The Keras melody model: a normalised spectrogram window in, the melody's salience out."""
 from __future__ import annotations
+
+import math
 
 import keras
 from keras import layers
@@ -7,28 +9,58 @@ from keras import layers
 from device.frontend import FrontendConfig
 from training.config import TrainConfig
 
+HARMONICS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0)  # stacked so a harmonic series lines up in one column
+TIME_STRIDE = 2  # salience frames per input frame: one every 40 ms
+
+
+def harmonic_offsets_bins(frontend: FrontendConfig) -> tuple[int, ...]:
+    """Bins between each harmonic of HARMONICS and the fundamental: round(12 log2 h * bps)."""
+    return tuple(int(round(12.0 * math.log2(h) * frontend.bins_per_semitone)) for h in HARMONICS)
+
+
+def _shifted(x, offset: int, n_bins: int):
+    """x (batch, frames, bins, 1) moved down the frequency axis by `offset` bins (zeros in),
+    so that column b holds what was at b + offset."""
+    if offset == 0:
+        return x
+    if offset > 0:
+        x = layers.Cropping2D(((0, 0), (offset, 0)))(x)
+        return layers.ZeroPadding2D(((0, 0), (0, offset)))(x)
+    x = layers.Cropping2D(((0, 0), (0, -offset)))(x)
+    return layers.ZeroPadding2D(((0, 0), (-offset, 0)))(x)
+
+
+def _conv(x, channels: int, kernel: tuple[int, int], dilation: tuple[int, int] = (1, 1),
+          strides: tuple[int, int] = (1, 1)):
+    x = layers.Conv2D(channels, kernel, strides=strides, dilation_rate=dilation, padding="same",
+                      use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x)
+
 
 def build_model(frontend: FrontendConfig, config: TrainConfig) -> keras.Model:
-    """CNN over (time, log-frequency); max over frequency makes it transposition tolerant.
+    """Harmonically stacked input, a fully convolutional trunk, a sigmoid salience map.
 
     Input: float32 (batch, window_frames, n_bins) in [0, 1] (frontend.normalize_windows).
-    Output: float32 (batch, embedding_dim), unit L2 norm.
-    The first block strides 2 in time and frequency; each later block halves time or
-    frequency, so the cost stays a few tens of millions of multiply-accumulates.
+    Output "salience": float32 (batch, window_frames // TIME_STRIDE, n_bins) in [0, 1]: the
+    probability that the melody sounds within half a bin of each bin's pitch, at every
+    TIME_STRIDE-th input frame (salience frame j is centred on input frame j * TIME_STRIDE).
+
+    The receptive field spans about 2 s (dilated convolutions in time) and, through the
+    harmonic stack and an octave-wide convolution, several octaves, so the trunk can tell
+    the lead from the chords beneath it. Every layer is a convolution: the cost is linear
+    in the window and the output keeps the input's time and pitch axes.
     """
+    c = config.channels
     inputs = keras.Input((frontend.window_frames, frontend.n_bins), name="spectrogram")
     x = layers.Reshape((frontend.window_frames, frontend.n_bins, 1))(inputs)
-    pools = ((1, 1), (2, 1), (2, 2), (1, 1))
-    for i, (channels, pool) in enumerate(zip(config.channels, pools)):
-        x = layers.Conv2D(channels, 5 if i == 0 else 3, strides=(2, 2) if i == 0 else 1,
-                          padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.ReLU()(x)
-        if pool != (1, 1):
-            x = layers.MaxPooling2D(pool)(x)
-    x = layers.MaxPooling2D((1, x.shape[2]))(x)  # every frequency position: (time, 1, channels)
-    x = layers.Flatten()(x)
-    x = layers.Dense(config.dense_units, activation="relu")(x)
-    x = layers.Dense(config.embedding_dim)(x)
-    outputs = layers.UnitNormalization(axis=-1, name="embedding")(x)
-    return keras.Model(inputs, outputs, name="hum_embedder")
+    x = layers.Concatenate(axis=-1)([_shifted(x, o, frontend.n_bins)
+                                     for o in harmonic_offsets_bins(frontend)])
+    x = _conv(x, c[0], (3, 3), strides=(TIME_STRIDE, 1))
+    x = _conv(x, c[1], (3, 3), (2, 1))
+    x = _conv(x, c[1], (3, 3), (4, 1))
+    x = _conv(x, c[2], (1, 12 * frontend.bins_per_semitone + 1))  # one octave wide
+    x = _conv(x, c[1], (5, 3), (8, 1))
+    x = layers.Conv2D(1, (3, 3), padding="same", activation="sigmoid")(x)
+    outputs = layers.Reshape((frontend.window_frames // TIME_STRIDE, frontend.n_bins), name="salience")(x)
+    return keras.Model(inputs, outputs, name="melody_salience")

@@ -4,8 +4,8 @@ For each song a seeded excerpt is arranged and rendered with FluidSynth (one of 
 soundfonts; sometimes with a synthetic singer carrying the melody), produced (reverb,
 compression, EQ), and queried several times: hums, sung syllables and whistles made
 from the notes or along the pitch-track path, each through a simulated room, noise and
-microphone. Half the songs also get another version (other arrangement, soundfont,
-tempo and key) aligned to the recording by a preliminary model. The device frontend
+microphone. Every pair carries its melody targets: the lead's pitch per recording frame
+as played, and each query's own f0 per frame. The device frontend
 turns everything into dB spectrograms (float16), cached with the time map from query
 frames to recording frames, in shards that a restarted build skips. Everything derives
 from DataConfig.seed and the song id, so a rebuild gives the same shards.
@@ -24,9 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from device import frontend as fe
-from device.assets import default_model_dir
-from device.embedder import Embedder
-from training import corpora, mine
+from training import corpora
 from training.acoustics import MicChain, ProductionChain
 from training.config import DataConfig
 from training.hum import HumStyle, synthesize_hum
@@ -79,28 +77,20 @@ def frame_centres_s(n: int, config: fe.FrontendConfig) -> np.ndarray:
 class PairMaker:
     """Makes one song's pairs: everything a build worker holds open.
 
-    A Renderer per soundfont (each song draws its own, and a version draws another),
-    and, when versions are mined, the preliminary model. Use as a context manager.
+    A Renderer per soundfont (each song draws its own). Use as a context manager.
     """
 
-    def __init__(self, data: DataConfig, frontend: fe.FrontendConfig, soundfonts: list[Path],
-                 miner_model: Path | None = None):
+    def __init__(self, data: DataConfig, frontend: fe.FrontendConfig, soundfonts: list[Path]):
         """
         Args:
             data: the recipe.
             frontend: the device frontend configuration.
             soundfonts: General MIDI soundfonts to render with (at least one).
-            miner_model: preliminary model directory that aligns versions; required when
-                data.version_fraction > 0.
         """
         if not soundfonts:
             raise ValueError("no soundfont to render with")
-        if data.version_fraction > 0 and miner_model is None:
-            raise ValueError("mining versions needs a preliminary model")
         self.data, self.frontend = data, frontend
         self.renderers = [Renderer(Path(sf), frontend.sample_rate_hz) for sf in soundfonts]
-        self.embedder = (Embedder(Path(miner_model) / "model.tflite", num_threads=1)
-                         if data.version_fraction > 0 else None)
 
     def close(self) -> None:
         for renderer in self.renderers:
@@ -151,13 +141,6 @@ class PairMaker:
             maps.append(((song_t - start_s - offset_s) / hop_s).astype(np.float32))
             kinds.append(kind)
             midis.append(track_at(hum.audio, sr, centres_s))
-        if rng.random() < data.version_fraction:
-            mined = self._mine_version(song, recording_db, sf, rng, start_s, duration_s)
-            if mined is not None:
-                queries.append(mined[0])
-                maps.append(mined[1])
-                kinds.append("version")
-                midis.append(mined[2])
         return SongPairs(song.song_id, recording_db.astype(np.float16), queries, maps, kinds,
                          recording_midi[:recording_db.shape[0]], midis)
 
@@ -193,38 +176,13 @@ class PairMaker:
             audio = ProductionChain.sample(rng).apply(audio, sr)
         return audio, lead_midi
 
-    def _mine_version(self, song: Song, recording_db: np.ndarray, sf: int, rng: np.random.Generator,
-                      start_s: float, duration_s: float
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """Another version of the same passage (other arrangement and soundfont, tempo
-        and key), aligned to the recording by the preliminary model; the known tempo is
-        not used. Returns (float16 (T_v, bins) spectrogram, float32 (T_v,) recording
-        frames) or None when the alignment is not confident."""
-        config = self.frontend
-        mining = mine.MineConfig.default()
-        version = mine.Version.sample(rng, mining)
-        others = [r for i, r in enumerate(self.renderers) if i != sf] or self.renderers
-        other = others[int(rng.integers(len(others)))]
-        audio = mine.version_audio(song, version, other, start_s, duration_s)
-        if rng.random() < self.data.production_fraction:
-            audio = ProductionChain.sample(rng).apply(audio, config.sample_rate_hz)
-        version_db = fe.log_spectrogram(audio, config)
-        alignment = mine.align(version_db, recording_db, self.embedder, mining, config)
-        if alignment is None:
-            return None
-        played = lead_notes(mine.version_of(song, version.tempo_factor, version.transpose_semitones))
-        version_midi = sounding_pitch(played, start_s / version.tempo_factor  # the version's clock
-                                      + frame_centres_s(version_db.shape[0], config))
-        return (version_db.astype(np.float16), alignment.recording_frames.astype(np.float32),
-                version_midi)
 
-
-def _build_shard(job: tuple[list[Song], Path, DataConfig, list[str], str | None]) -> str:
-    songs, path, data, soundfonts, miner_model = job
+def _build_shard(job: tuple[list[Song], Path, DataConfig, list[str]]) -> str:
+    songs, path, data, soundfonts = job
     config = fe.FrontendConfig()
     pairs = []
     with PairMaker(data, config, [Path(sf) for sf in soundfonts],
-                   Path(miner_model) if miner_model else None) as maker:
+                   ) as maker:
         for song in songs:
             made = maker.make(song)
             if made is not None:
@@ -234,7 +192,7 @@ def _build_shard(job: tuple[list[Song], Path, DataConfig, list[str], str | None]
 
 
 def build(songs: list[Song], out_dir: Path, data: DataConfig, workers: int = 2,
-          miner_model: Path | None = None) -> list[Path]:
+) -> list[Path]:
     """Builds (or completes) the shards for `songs` in out_dir; prints progress to stderr."""
     out_dir.mkdir(parents=True, exist_ok=True)
     soundfonts = [str(p) for p in find_soundfonts()]
@@ -243,8 +201,7 @@ def build(songs: list[Song], out_dir: Path, data: DataConfig, workers: int = 2,
         path = out_dir / f"shard_{i // SHARD_SONGS:05d}.pkl"
         paths.append(path)
         if not path.exists():
-            jobs.append((songs[i:i + SHARD_SONGS], path, data, soundfonts,
-                         str(miner_model) if miner_model else None))
+            jobs.append((songs[i:i + SHARD_SONGS], path, data, soundfonts))
     started = time.time()
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         for done, name in enumerate(pool.imap_unordered(_build_shard, jobs), 1):
@@ -261,13 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", choices=("default", "melody", "smoke"), default="default")
     parser.add_argument("--limit", type=int, default=None, help="at most this many songs (smoke runs)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--miner-model", type=Path, default=default_model_dir(),
-                        help="preliminary model that aligns versions (default: the shipped model)")
     args = parser.parse_args(argv)
     data = getattr(DataConfig, args.preset)()
     songs = training_songs(args.shared_data, data)[:args.limit]
     print(f"pairs: {len(songs)} training songs", file=sys.stderr)
-    build(songs, args.out, data, args.workers, args.miner_model)
+    build(songs, args.out, data, args.workers)
     return 0
 
 

@@ -1,7 +1,10 @@
-"""Train the embedding model on cached pairs, in the background, with checkpoints and resume.
+"""Train the melody model on cached pairs, in the background, with checkpoints and resume.
 
-    python -m training.train --pairs data/pairs/default --run runs/default [--preset default] \
-        [--set NAME=VALUE ...]
+    python -m training.train --pairs data/pairs/melody --run runs/melody [--shared-data ../shared/data] \
+        [--preset default] [--set NAME=VALUE ...]
+
+The model learns a per-frame melody salience against the pairs' melody targets (and the
+hand labels of mir1k-dev's training singers when --shared-data is given).
 
 The run directory receives config.json (the resolved configuration), backup/ (resumable
 state: an interrupted run continues from its last epoch when started again), best.keras
@@ -28,8 +31,8 @@ import keras
 
 from device.frontend import FrontendConfig
 from training import config as cfg
-from training import losses, pair_shards
-from training.batches import PairBatches
+from training import mir1k, pair_shards
+from training.salience import SalienceBatches
 from training.model import build_model
 
 
@@ -44,33 +47,36 @@ def split_by_song(songs: list[pair_shards.SongPairs], fraction: float, seed: int
     return ranked[n_val:], ranked[:n_val]
 
 
-def compile_model(model: keras.Model, train: cfg.TrainConfig) -> None:
-    if train.triplet_weight <= 0 and train.confidence_weight <= 0:
-        raise ValueError("no loss: triplet_weight and confidence_weight are both 0")
-
+def weighted_bce(positive_weight: float):
+    """Binary cross-entropy over the map, each cell weighted 1 + positive_weight * target."""
     def loss(y_true, y_pred):
-        del y_true  # the pairing is the batch layout
-        total = 0.0
-        if train.triplet_weight > 0:
-            total += train.triplet_weight * losses.triplet_loss(y_pred, train.margin, train.triplet_mining)
-        if train.confidence_weight > 0:
-            total += train.confidence_weight * losses.confidence_loss(y_pred, train.temperature)
-        return total
+        y_pred = keras.ops.clip(y_pred, 1e-6, 1.0 - 1e-6)
+        bce = -(y_true * keras.ops.log(y_pred) + (1.0 - y_true) * keras.ops.log(1.0 - y_pred))
+        return keras.ops.mean(bce * (1.0 + positive_weight * y_true))
+    return loss
 
-    def top1(y_true, y_pred):
-        del y_true
-        return losses.batch_top1(y_pred)
 
+def pitch_accuracy(y_true, y_pred):
+    """Share of voiced frames whose salience peak lies within one bin of the target's."""
+    voiced = keras.ops.cast(keras.ops.max(y_true, axis=-1) > 0.5, "float32")
+    error = keras.ops.abs(keras.ops.argmax(y_true, axis=-1) - keras.ops.argmax(y_pred, axis=-1))
+    hit = keras.ops.cast(error <= 1, "float32") * voiced
+    return keras.ops.sum(hit) / keras.ops.maximum(keras.ops.sum(voiced), 1.0)
+
+
+def compile_model(model: keras.Model, train: cfg.TrainConfig) -> None:
     model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
         train.learning_rate, train.steps_per_epoch * train.epochs, alpha=0.05)),
-        loss=loss, metrics=[top1])
+        loss=weighted_bce(train.positive_weight), metrics=[pitch_accuracy])
 
 
 def run(pairs_dir: Path, run_dir: Path, data: cfg.DataConfig, train: cfg.TrainConfig,
-        callbacks: tuple[keras.callbacks.Callback, ...] = (), init: Path | None = None) -> dict:
+        callbacks: tuple[keras.callbacks.Callback, ...] = (), init: Path | None = None,
+        shared_data: Path | None = None) -> dict:
     """Trains (or resumes) a run; returns the final metrics.
 
     Args:
+        shared_data: if given, mir1k-dev's training singers join the training windows.
         callbacks: extra Keras callbacks, after the run's own (backup, checkpoint, logs).
         init: a .keras file of an earlier run with the same architecture to start from
             (its weights only; the schedule starts afresh). Recorded in config.json.
@@ -83,10 +89,14 @@ def run(pairs_dir: Path, run_dir: Path, data: cfg.DataConfig, train: cfg.TrainCo
     keras.utils.set_random_seed(train.seed)
     frontend = FrontendConfig()
     songs = pair_shards.load(sorted(pairs_dir.glob("shard_*.pkl")))
-    train_songs, val_songs = split_by_song(songs, data.validation_fraction, data.seed, train.batch_pairs)
+    train_songs, val_songs = split_by_song(songs, data.validation_fraction, data.seed, 1)
     print(f"train: {len(train_songs)} songs, validation: {len(val_songs)} songs", file=sys.stderr)
-    train_batches = PairBatches(train_songs, train, frontend, train.steps_per_epoch, train.seed)
-    val_batches = PairBatches(val_songs, train, frontend, train.validation_batches, train.seed + 1, fixed=True)
+    clips = [mir1k.load_clip(p, frontend.sample_rate_hz) for p in mir1k.clip_paths(shared_data)
+             if mir1k.is_training_clip(p)] if shared_data else []
+    print(f"mir1k-dev training clips: {len(clips)}", file=sys.stderr)
+    train_batches = SalienceBatches(train_songs, clips, train, frontend, train.steps_per_epoch, train.seed)
+    val_batches = SalienceBatches(val_songs, [], train, frontend, train.validation_batches,
+                                  train.seed + 1, fixed=True)
     model = build_model(frontend, train)
     if init is not None:
         model.set_weights(keras.models.load_model(init, compile=False).get_weights())
@@ -112,18 +122,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", required=True, type=Path, help="directory of pair shards")
     parser.add_argument("--run", required=True, type=Path, help="run directory")
+    parser.add_argument("--shared-data", type=Path, help="the ../shared/data folder: adds mir1k-dev's "
+                        "training singers")
     parser.add_argument("--preset", choices=("default", "smoke"), default="default")
     parser.add_argument("--init", type=Path, help="start from this .keras file of an earlier run")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a TrainConfig field of the preset (repeatable), "
-                             "e.g. --set epochs=4 --set confidence_weight=0")
+                             "e.g. --set epochs=4 --set batch_windows=8")
     args = parser.parse_args(argv)
-    data = getattr(cfg.DataConfig, args.preset)()
+    data = cfg.DataConfig.melody() if args.preset == "default" else cfg.DataConfig.smoke()
     try:
         train = cfg.override(getattr(cfg.TrainConfig, args.preset)(), args.set)
     except ValueError as exc:
         parser.error(str(exc))
-    print(json.dumps(run(args.pairs, args.run, data, train, init=args.init)))
+    print(json.dumps(run(args.pairs, args.run, data, train, init=args.init, shared_data=args.shared_data)))
     return 0
 
 

@@ -1,8 +1,8 @@
-"""TFLite embedder: normalised spectrogram windows in, L2-normalised embeddings out.
+"""The TFLite melody model: normalised spectrogram windows in, melody salience out.
 
 The interpreter comes from LiteRT (ai-edge-litert), else tflite-runtime, else TensorFlow's
 tf.lite; TensorFlow is only imported as that last resort, never by default. The model is
-called through its named signature "embed" (input "spectrogram", output "embedding").
+called through its named signature "salience" (input "spectrogram", output "salience").
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-SIGNATURE = "embed"
+SIGNATURE = "salience"
 INPUT_NAME = "spectrogram"
-OUTPUT_NAME = "embedding"
+OUTPUT_NAME = "salience"
 _BACKENDS = (
     ("ai-edge-litert", "ai_edge_litert.interpreter"),
     ("tflite-runtime", "tflite_runtime.interpreter"),
@@ -24,7 +24,7 @@ _BACKENDS = (
 )
 
 
-class EmbedderError(Exception):
+class ModelError(Exception):
     """The model cannot be loaded or does not have the expected signature."""
 
 
@@ -42,7 +42,7 @@ def load_interpreter_class(prefer: str | None = None):
             return name, importlib.import_module(module).Interpreter
         except ImportError as exc:
             tried.append(f"{name} ({exc})")
-    raise EmbedderError("no TFLite runtime found; install ai-edge-litert or tflite-runtime: "
+    raise ModelError("no TFLite runtime found; install ai-edge-litert or tflite-runtime: "
                         + "; ".join(tried))
 
 
@@ -66,13 +66,17 @@ def _quiet_native_stderr():
         os.close(saved)
 
 
-class Embedder:
-    """Runs the embedding model.
+class MelodyModel:
+    """Runs the melody model: normalised spectrogram windows in, melody salience out.
 
     Args:
         model_path: the .tflite file.
         num_threads: interpreter threads (None: the runtime's default).
         backend: force one runtime by name (None: the first available).
+
+    Attributes:
+        input_shape: (window_frames, n_bins) of one window.
+        output_shape: (salience_frames, n_bins) of one window's salience.
     """
 
     def __init__(self, model_path: str | Path, num_threads: int | None = None,
@@ -83,16 +87,26 @@ class Embedder:
                 self._interpreter = interpreter_class(model_path=str(model_path), num_threads=num_threads)
                 self._runner = self._interpreter.get_signature_runner(SIGNATURE)
         except (ValueError, RuntimeError) as exc:
-            raise EmbedderError(f"{model_path}: not a usable embedding model ({exc})") from exc
+            raise ModelError(f"{model_path}: not a usable melody model ({exc})") from exc
         inputs, outputs = self._runner.get_input_details(), self._runner.get_output_details()
         if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
-            raise EmbedderError(f"{model_path}: signature '{SIGNATURE}' lacks "
-                                f"'{INPUT_NAME}' -> '{OUTPUT_NAME}'")
+            raise ModelError(f"{model_path}: signature '{SIGNATURE}' lacks "
+                             f"'{INPUT_NAME}' -> '{OUTPUT_NAME}'")
         self._in, self._out = inputs[INPUT_NAME], outputs[OUTPUT_NAME]
-        self.input_shape = tuple(int(d) for d in self._in["shape"][1:])  # (frames, bins)
-        self.embedding_dim = int(self._out["shape"][-1])
+        self.input_shape = tuple(int(d) for d in self._in["shape"][1:])
+        self.output_shape = tuple(int(d) for d in self._out["shape"][1:])
+        if len(self.input_shape) != 2 or len(self.output_shape) != 2 \
+                or self.output_shape[1] != self.input_shape[1] or self.output_shape[0] < 1 \
+                or self.input_shape[0] % self.output_shape[0]:
+            raise ModelError(f"{model_path}: shapes {self.input_shape} -> {self.output_shape} "
+                             "are not those of a melody model")
         with _quiet_native_stderr():  # the CPU delegate announces itself on the first run
-            self.embed(np.zeros((1, *self.input_shape), dtype=np.float32))
+            self.salience(np.zeros((1, *self.input_shape), dtype=np.float32))
+
+    @property
+    def time_stride(self) -> int:
+        """Input frames per salience frame."""
+        return self.input_shape[0] // self.output_shape[0]
 
     def _quantize(self, x: np.ndarray) -> np.ndarray:
         dtype = self._in["dtype"]
@@ -108,23 +122,21 @@ class Embedder:
         scale, zero = self._out["quantization"]
         return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
 
-    def embed(self, windows: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Embeds windows.
+    def salience(self, windows: np.ndarray, batch_size: int = 8) -> np.ndarray:
+        """Melody salience of windows.
 
         Args:
             windows: float32 (n, window_frames, n_bins), values in [0, 1] (frontend.windows).
 
         Returns:
-            float32 (n, embedding_dim), each row of unit L2 norm.
+            float32 (n, salience_frames, n_bins) in [0, 1].
         """
         windows = np.asarray(windows, dtype=np.float32)
         if windows.ndim != 3 or windows.shape[1:] != self.input_shape:
-            raise EmbedderError(f"expected windows of shape (n, {self.input_shape[0]}, "
-                                f"{self.input_shape[1]}), got {windows.shape}")
-        out = np.zeros((windows.shape[0], self.embedding_dim), dtype=np.float32)
+            raise ModelError(f"expected windows of shape (n, {self.input_shape[0]}, "
+                             f"{self.input_shape[1]}), got {windows.shape}")
+        out = np.zeros((windows.shape[0], *self.output_shape), dtype=np.float32)
         for start in range(0, windows.shape[0], batch_size):
             chunk = self._quantize(windows[start:start + batch_size])
-            result = self._runner(**{INPUT_NAME: chunk})[OUTPUT_NAME]
-            out[start:start + batch_size] = self._dequantize(result)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-12)
+            out[start:start + batch_size] = self._dequantize(self._runner(**{INPUT_NAME: chunk})[OUTPUT_NAME])
+        return out

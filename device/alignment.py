@@ -1,0 +1,159 @@
+"""Alignment: the whole query's pitch line against a stretch of a song's melody.
+
+Subsequence dynamic time warping with local slopes between 1/2 and 2 (steps (1,1), (1,2)
+and (2,1) in query x song frames), one key shift for the whole query, octave-blind pitch
+distance capped at `cap_semitones`. Every voiced query frame is counted exactly once, so
+the cost is a mean over the query's voiced frames, comparable across songs, stretches and
+tempi. Vectorised over candidates, keys and song frames; the loop runs over query frames.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+_INF = np.float32(1e9)
+
+
+@dataclasses.dataclass(frozen=True)
+class AlignConfig:
+    """Alignment parameters.
+
+    Attributes:
+        cap_semitones: pitch distances are capped here (a wrong note costs this much).
+        silent_cost: cost (in units of the cap) of a voiced query frame on a song frame
+            without melody.
+    """
+
+    cap_semitones: float = 3.0
+    silent_cost: float = 0.6
+
+
+@dataclasses.dataclass(frozen=True)
+class Alignment:
+    """The best alignment of the query with one candidate.
+
+    Attributes:
+        score: 1 - mean cost over voiced query frames, in [0, 1] (1: every note on pitch).
+        key_semitones: the shift added to the query's pitches.
+        start, end: the song frames (within the candidate's stretch) where the query's
+            first and last frames land.
+        path: int64 (n_query,) song frame of each query frame, or None when not asked for.
+    """
+
+    score: float
+    key_semitones: float
+    start: int
+    end: int
+    path: np.ndarray | None = None
+
+
+def folded_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| in semitones, octaves ignored: values in [0, 6]."""
+    return np.abs(np.mod(a - b + 6.0, 12.0) - 6.0)
+
+
+def _costs(q: float, stretches: np.ndarray, voiced: np.ndarray, keys: np.ndarray,
+           config: AlignConfig) -> np.ndarray:
+    """float32 (C, K, M): cost of query pitch q against every song frame under every key."""
+    if q <= 0:
+        return np.zeros((keys.shape[0], keys.shape[1], stretches.shape[1]), dtype=np.float32)
+    d = folded_distance(q + keys[:, :, None], stretches[:, None, :])
+    cost = np.minimum(d, config.cap_semitones) / config.cap_semitones
+    return np.where(voiced[:, None, :], cost, config.silent_cost).astype(np.float32)
+
+
+def align(query: np.ndarray, stretches: list[np.ndarray], keys: np.ndarray,
+          config: AlignConfig = AlignConfig(), with_path: bool = False) -> list[Alignment]:
+    """Aligns the query with each song stretch under each of its keys.
+
+    Args:
+        query: float32 (n,): MIDI pitch per melody frame, 0 where none.
+        stretches: per candidate, float32 (m_i,) song melody (0 where none), m_i >= 1.
+        keys: float (C, K): the key shifts (semitones) to try per candidate.
+        with_path: also return each best path (costs memory n x C x K x M).
+
+    Returns:
+        One Alignment per candidate, in order; score 0 when the query has no voiced frame.
+    """
+    query = np.asarray(query, dtype=np.float32)
+    keys = np.asarray(keys, dtype=np.float32)
+    n, n_cand = query.size, len(stretches)
+    voiced_frames = int(np.count_nonzero(query > 0))
+    if n_cand == 0:
+        return []
+    if voiced_frames == 0:
+        return [Alignment(0.0, 0.0, 0, 0, None) for _ in stretches]
+    m = max(s.size for s in stretches)
+    songs = np.zeros((n_cand, m), dtype=np.float32)
+    valid = np.zeros((n_cand, m), dtype=bool)
+    for c, s in enumerate(stretches):
+        songs[c, :s.size] = s
+        valid[c, :s.size] = True
+    voiced = songs > 0
+    shape = (n_cand, keys.shape[1], m)
+    outside = ~valid[:, None, :]
+
+    def shifted(x: np.ndarray, by: int) -> np.ndarray:
+        out = np.full_like(x, _INF)
+        out[..., by:] = x[..., :-by]
+        return out
+
+    cost_prev = np.zeros(shape, dtype=np.float32)
+    d_prev2 = np.full(shape, _INF, dtype=np.float32)  # D[i-2]; row -1 is "before the start"
+    d_prev = np.full(shape, _INF, dtype=np.float32)
+    start_prev2 = np.zeros(shape, dtype=np.int32)
+    start_prev = np.zeros(shape, dtype=np.int32)
+    columns = np.broadcast_to(np.arange(m, dtype=np.int32), shape)
+    moves = np.zeros((n, *shape), dtype=np.int8) if with_path else None
+    for i in range(n):
+        cost = _costs(float(query[i]), songs, voiced, keys, config)
+        if i == 0:
+            d, start = cost.copy(), columns.copy()
+            choice = np.zeros(shape, dtype=np.int8)
+        else:
+            diagonal, skip = shifted(d_prev, 1), shifted(d_prev, 2)
+            double = (shifted(d_prev2, 1) if i >= 2 else np.zeros(shape, np.float32)) + cost_prev
+            take_skip = skip < diagonal
+            d = np.where(take_skip, skip, diagonal)
+            start = np.where(take_skip, shifted(start_prev, 2), shifted(start_prev, 1))
+            take_double = double < d
+            d = np.where(take_double, double, d) + cost
+            start = np.where(take_double, shifted(start_prev2, 1) if i >= 2 else columns, start)
+            if moves is not None:
+                choice = np.where(take_double, 2, take_skip.astype(np.int8)).astype(np.int8)
+        d = np.where(outside, _INF, d)
+        if moves is not None:
+            moves[i] = choice
+        d_prev2, d_prev, cost_prev = d_prev, d, cost
+        start_prev2, start_prev = start_prev, start
+    flat = d_prev.reshape(n_cand, -1)
+    best = flat.argmin(axis=1)
+    results = []
+    for c in range(n_cand):
+        k, end = divmod(int(best[c]), m)
+        total = float(flat[c, best[c]])
+        score = max(0.0, 1.0 - total / voiced_frames) if total < _INF / 2 else 0.0
+        path = _backtrack(moves[:, c, k], end) if moves is not None else None
+        results.append(Alignment(score, float(keys[c, k]), int(start_prev[c, k, end]), end, path))
+    return results
+
+
+def _backtrack(moves: np.ndarray, end: int) -> np.ndarray:
+    """int64 (n,): the song frame of each query frame along the best path ending at `end`."""
+    n = moves.shape[0]
+    path = np.zeros(n, dtype=np.int64)
+    i, j = n - 1, end
+    while i >= 0:
+        path[i] = j
+        if i == 0:
+            break
+        move = int(moves[i, j])
+        if move == 0:
+            i, j = i - 1, j - 1
+        elif move == 1:
+            i, j = i - 1, j - 2
+        else:
+            path[i - 1] = j
+            i, j = i - 2, j - 1
+    return np.maximum(path, 0)

@@ -1,0 +1,160 @@
+"""Batches of spectrogram windows and their melody targets (pitch x time maps).
+
+Windows come from rendered recordings (target: the lead as played), from synthetic
+queries (target: the query's own f0) and from the training singers of mir1k-dev (target:
+the hand labels; the voice is remixed over its accompaniment at a random level). Each
+window is time-scaled and transposed, and its target with it.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from device import frontend as fe
+from training import mir1k
+from training.config import TrainConfig
+from training.model import TIME_STRIDE
+from training.pair_shards import SongPairs
+
+FLOOR_DB = -120.0  # what log_spectrogram floors at; fills bins shifted in from outside
+
+
+def stretch_frames(spec: np.ndarray, n_out: int) -> np.ndarray:
+    """Linear interpolation along time: float32 (n_in, bins) -> (n_out, bins)."""
+    n_in = spec.shape[0]
+    pos = np.linspace(0.0, n_in - 1.0, n_out)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n_in - 1)
+    w = (pos - lo)[:, None].astype(np.float32)
+    return spec[lo] * (1.0 - w) + spec[hi] * w
+
+
+def shift_bins(spec: np.ndarray, shift: int) -> np.ndarray:
+    """Transposes a log-frequency window by `shift` bins (positive = up), filling with the floor."""
+    if shift == 0:
+        return spec
+    out = np.full_like(spec, FLOOR_DB)
+    if shift > 0:
+        out[:, shift:] = spec[:, :-shift]
+    else:
+        out[:, :shift] = spec[:, -shift:]
+    return out
+
+
+MIR1K_FRACTION = 0.15  # share of windows from mir1k-dev, when its clips are given
+MIR1K_VOICE_DB = (-6.0, 6.0)  # the voice's level over the accompaniment when remixed
+
+
+def target_map(midi: np.ndarray, config: fe.FrontendConfig, sigma_bins: float) -> np.ndarray:
+    """The salience target of a pitch track.
+
+    Args:
+        midi: float (n_frames,): MIDI pitch per frame, 0 (or below the lowest bin) where silent.
+        sigma_bins: Gaussian width around the true pitch, in frequency bins.
+
+    Returns:
+        float32 (n_frames, n_bins): exp(-d^2 / 2 sigma^2) for d the distance in bins from the
+        pitch, all zeros where unvoiced or outside the frontend's range.
+    """
+    midi = np.asarray(midi, dtype=np.float32)
+    position = (midi - config.fmin_midi) * config.bins_per_semitone
+    voiced = (midi > 0) & (position >= -0.5) & (position <= config.n_bins - 0.5)
+    d = np.arange(config.n_bins, dtype=np.float32)[None, :] - position[:, None]
+    return np.where(voiced[:, None], np.exp(-0.5 * (d / sigma_bins) ** 2), 0.0).astype(np.float32)
+
+
+def stretch_track(midi: np.ndarray, n_out: int) -> np.ndarray:
+    """Nearest-frame resampling of a pitch track (no interpolation across voicing edges)."""
+    index = np.round(np.linspace(0.0, midi.size - 1.0, n_out)).astype(np.int64)
+    return midi[index]
+
+
+def _window(spec: np.ndarray, midi: np.ndarray, rng: np.random.Generator, config: TrainConfig,
+            frontend: fe.FrontendConfig, min_voiced: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """A random augmented window of (dB spectrogram, pitch track); None when none qualifies."""
+    w = frontend.window_frames
+    factor = float(np.exp(rng.uniform(*np.log(config.tempo_range))))
+    span = int(round(w * factor))
+    if spec.shape[0] < span:
+        pad = span - spec.shape[0]
+        spec = np.concatenate([spec, np.full((pad, spec.shape[1]), FLOOR_DB, spec.dtype)])
+        midi = np.concatenate([midi, np.zeros(pad, midi.dtype)])
+    for _ in range(4):
+        s0 = int(rng.integers(spec.shape[0] - span + 1))
+        track = midi[s0:s0 + span]
+        if np.mean(track > 0) >= min_voiced:
+            break
+    else:
+        return None
+    window = stretch_frames(spec[s0:s0 + span].astype(np.float32), w)
+    track = stretch_track(track.astype(np.float32), w)
+    shift = int(rng.integers(-config.pitch_shift_bins, config.pitch_shift_bins + 1))
+    window = shift_bins(window, shift)
+    track = np.where(track > 0, track + shift / frontend.bins_per_semitone, 0.0)
+    return window, track
+
+
+def _mir1k_track(clip: mir1k.Clip, rng: np.random.Generator, frontend: fe.FrontendConfig
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The clip remixed (voice at a random level over the accompaniment): (dB spectrogram, labels)."""
+    gain = 10.0 ** (rng.uniform(*MIR1K_VOICE_DB) / 20.0)
+    voice_rms = np.sqrt(np.mean(clip.voice ** 2)) + 1e-9
+    backing_rms = np.sqrt(np.mean(clip.accompaniment ** 2)) + 1e-9
+    mix = clip.accompaniment + clip.voice * np.float32(gain * backing_rms / voice_rms)
+    spec = fe.log_spectrogram(mix / max(float(np.abs(mix).max()), 1e-9), frontend)
+    return spec, mir1k.frame_labels(clip, spec.shape[0], frontend)
+
+
+def sample_window(songs: list[SongPairs], clips: list[mir1k.Clip], rng: np.random.Generator,
+                  config: TrainConfig, frontend: fe.FrontendConfig
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """One training example: float32 (window_frames, n_bins) normalised window and its target
+    float32 (window_frames // TIME_STRIDE, n_bins)."""
+    while True:
+        if clips and rng.random() < MIR1K_FRACTION:
+            spec, midi = _mir1k_track(clips[int(rng.integers(len(clips)))], rng, frontend)
+            min_voiced = 0.3
+        else:
+            song = songs[int(rng.integers(len(songs)))]
+            if rng.random() < config.recording_fraction or not song.hums_db:
+                spec, midi, min_voiced = song.recording_db, song.recording_midi, 0.2
+            else:
+                q = int(rng.integers(len(song.hums_db)))
+                spec, midi, min_voiced = song.hums_db[q], song.hums_midi[q], 0.4
+        made = _window(spec, midi, rng, config, frontend, min_voiced)
+        if made is not None:
+            window, track = made
+            return (fe.normalize_windows(window, frontend),
+                    target_map(track[::TIME_STRIDE], frontend, config.sigma_bins))
+
+
+class SalienceBatches(keras.utils.PyDataset):
+    """(windows (B, frames, bins), targets (B, frames // TIME_STRIDE, bins)) batches.
+
+    Args:
+        songs: cached pairs with melody targets.
+        clips: mir1k-dev training clips (may be empty).
+        n_batches: batches per epoch.
+        seed: a fixed seed: `fixed=True` gives the same batches every epoch (validation).
+    """
+
+    def __init__(self, songs: list[SongPairs], clips: list[mir1k.Clip], config: TrainConfig,
+                 frontend: fe.FrontendConfig, n_batches: int, seed: int, fixed: bool = False):
+        super().__init__()
+        if not songs or any(s.recording_midi is None for s in songs):
+            raise ValueError("salience batches need pairs with melody targets (preset 'melody')")
+        self.songs, self.clips, self.config, self.frontend = songs, clips, config, frontend
+        self.n_batches, self.seed, self.fixed, self.epoch = n_batches, seed, fixed, 0
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def on_epoch_end(self) -> None:
+        if not self.fixed:
+            self.epoch += 1
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        pairs = [sample_window(self.songs, self.clips, rng, self.config, self.frontend)
+                 for _ in range(self.config.batch_windows)]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])

@@ -94,17 +94,19 @@ def main(argv: list[str] | None = None) -> int:
         writer.writerows(rows)
     best = np.array([r["best"] for r in rows])
     second = np.array([r["runner_up"] for r in rows])
-    margin = np.where(best > 0, (best - second) / np.maximum(best, 1e-9), 0.0)
+    margin = best - second  # as device.matcher.decide measures it
     is_in = np.array([r["kind"] == "in" for r in rows])
     correct = np.array([r["correct_top1"] for r in rows])
     grid = []
-    for min_score in np.arange(0.05, 0.8, 0.025):
-        for min_margin in np.arange(0.0, 0.6, 0.025):
+    for min_score in np.arange(0.3, 1.0, 0.01):
+        for min_margin in np.arange(0.0, 0.3, 0.005):
             accept = (best >= min_score) & (margin >= min_margin)
             grid.append({"min_score": round(float(min_score), 3), "min_margin": round(float(min_margin), 3),
                          "correct_matches": float(np.mean(accept[is_in] & correct[is_in])),
                          "wrong_matches": float(np.mean(accept[is_in] & ~correct[is_in])),
-                         "false_accepts": float(np.mean(accept[~is_in]))})
+                         "false_accepts": float(np.mean(accept[~is_in])),
+                         "precision": float(np.sum(accept[is_in] & correct[is_in])
+                                            / max(np.sum(accept[is_in]), 1))})
     allowed = [g for g in grid if g["false_accepts"] <= args.max_false_accepts]
     choice = max(allowed, key=lambda g: (g["correct_matches"] - g["wrong_matches"], -g["min_score"]))
     summary = {"in_catalogue_queries": int(is_in.sum()), "out_of_catalogue_queries": int((~is_in).sum()),

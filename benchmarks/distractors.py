@@ -37,10 +37,10 @@ Catalogue sizes: a size above the base catalogue's extends it with the first dis
 in order (`device.indexing.build` with `base=`, the device's own code); a size below it
 is a subset of the base that keeps every held-out test song (`training.pairs.is_test_song`,
 the truth of `benchmarks.evaluate`'s synthetic queries; 149 in the default catalogue) and
-fills up with a seeded sample of the other songs. Subsetting needs no re-embedding: a
-catalogue keeps every window's embedding (`Catalogue.vectors`) and songs.csv says whose
-they are, so the subset's are written into a new Annoy index with the base's settings
-(`device.catalogue.write_catalogue`), and the 1k catalogue really holds 1,000 songs. The mir1k clips
+fills up with a seeded sample of the other songs. Subsetting needs no re-hearing: a
+catalogue keeps every song's melody (`Catalogue.codes`), from which a new catalogue and
+its Annoy index are written with the base's settings (`device.catalogue.write_catalogue`),
+and the 1k catalogue really holds 1,000 songs. The mir1k clips
 are not in any base: `benchmarks.evaluate` adds them itself to whatever catalogue it is
 given, so its mir1k queries meet size + 198 songs.
 """
@@ -458,7 +458,7 @@ def build_catalogue(base_dir: Path, out_dir: Path, size: int, distractors_dir: P
     Above the base's size: the base extended with the first size - len(base) distractors
     of distractors_dir/metadata.csv (every one must be rendered). At or below it: the
     base's held-out test songs plus a seeded sample of its other songs, their stored
-    embeddings re-indexed with the base's settings.
+    melodies re-indexed with the base's settings.
 
     Returns:
         A description: songs, items, and how many came from where.
@@ -466,14 +466,10 @@ def build_catalogue(base_dir: Path, out_dir: Path, size: int, distractors_dir: P
     base = Catalogue(base_dir)
     if size <= len(base.songs):
         songs = _subset(base, size, seed)
-        vectors = base.vectors()
-        kept, renumbered, first = [], [], 0
-        for song in songs:
-            kept.append(vectors[song.first_item:song.first_item + song.n_items])
-            renumbered.append(dataclasses.replace(song, first_item=first))
-            first += song.n_items
-        write_catalogue(out_dir, base.manifest, base.model_path, renumbered,
-                        np.concatenate(kept), base.config)
+        rows = {s.song_id: row for row, s in enumerate(base.songs)}
+        write_catalogue(out_dir, base.manifest, base.model_path,
+                        [(s.song_id, s.title, s.artist, s.duration_s) for s in songs],
+                        [base.codes(rows[s.song_id]) for s in songs], base.config, base.melody_rate_hz)
         n_test = sum(is_test_id(s.song_id, DataConfig.default()) for s in songs)
         description = {"base_songs": size, "of_them_test_songs": n_test, "distractors": 0}
     else:

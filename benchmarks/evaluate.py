@@ -5,9 +5,10 @@
 (a) synthetic: hums (any voice, key, tempo) of songs held out of training, 5-15 s from a
     random point of the melody, against the default catalogue; "synthetic-mic" repeats
     the same hums through a simulated room, noise and microphone (training.acoustics).
-(b) mir1k: the real voice (right channel) of each mir1k-dev clip, transposed by a random
-    +-3 semitones and time-stretched by +-10%, against the default catalogue extended with
-    the mixed clips (both channels); the right answer is the clip itself.
+(b) mir1k: the real voice (right channel) of each mir1k-dev clip of the two singers held
+    out of the melody model's training (78 clips), transposed by a random +-3 semitones
+    and time-stretched by +-10%, against the default catalogue extended with all 198
+    mixed clips (both channels); the right answer is the clip itself.
 Writes one CSV row per query (with a header) and a summary JSON; prints the summary.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ from training.augment import transpose_and_stretch
 from training.config import DataConfig
 from training.hum import Hum, hum_excerpt
 from training.melody import Song
+from training import mir1k
 from training.pairs import is_test_song
 
 FIELDS = ("set", "query", "truth", "rank", "top1", "score", "decision", "seconds", "time_ms")
@@ -81,7 +83,12 @@ def synthetic_queries(shared_data: Path, recognizer: Recognizer, n: int, seed: i
 
 def mir1k_clips(shared_data: Path) -> list[Path]:
     """The mir1k-dev clips (stereo FLAC: left accompaniment, right voice), sorted."""
-    return sorted((shared_data / "mir1k-dev" / "audio").glob("*.flac"))
+    return mir1k.clip_paths(shared_data)
+
+
+def held_out_clips(shared_data: Path) -> list[Path]:
+    """The clips of the mir1k-dev singers the melody model never heard (the queries of (b))."""
+    return [p for p in mir1k_clips(shared_data) if not mir1k.is_training_clip(p)]
 
 
 def extend_with_mir1k(shared_data: Path, base: Catalogue, work: Path) -> Catalogue:
@@ -107,10 +114,10 @@ def read_voice(clip: Path, sample_rate_hz: int) -> np.ndarray:
 
 
 def mir1k_voices(shared_data: Path, seed: int, rate: int) -> Iterator[tuple[str, str, np.ndarray]]:
-    """(b)'s queries: (clip stem, query name, voice) for every clip, the right channel
+    """(b)'s queries: (clip stem, query name, voice) for every held-out clip, the right channel
     transposed by a random +-3 semitones and stretched by +-10%, seeded."""
     rng = np.random.default_rng(seed)
-    for clip in mir1k_clips(shared_data):
+    for clip in held_out_clips(shared_data):
         voice = read_voice(clip, rate)
         semitones, tempo = float(rng.uniform(-3, 3)), float(rng.uniform(0.9, 1.1))
         yield (clip.stem, f"{clip.stem} {semitones:+.1f}st x{tempo:.2f}",

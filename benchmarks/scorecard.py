@@ -17,7 +17,7 @@ checksum and the size, so a second run reuses it. Against it:
   the same (a) and (b) queries, against the source melodies of that catalogue's songs
   (distractors: their tune once, not the loop that was rendered) and the mir1k labels.
 Writes scorecard.csv (one row per query: method, catalogue size, set, ...),
-false_accepts.csv, scorecard_summary.json (per size and method; the embedding cost; each
+false_accepts.csv, scorecard_summary.json (per size and method; the model cost; each
 target, measured, and whether it is met) and scorecard.png; prints the summary.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ from converter.package import catalogue_songs
 from device import assets
 from device import manifest as mf
 from device.catalogue import Catalogue
-from device.recognizer import Recognizer, RecognizerConfig
+from device.recognizer import Recognizer
 
 SETS = ("synthetic", "synthetic-mic", "mir1k")
 QUERY_FIELDS = ("method", "catalogue_songs") + FIELDS
@@ -72,16 +72,14 @@ def sized_catalogue(index: Path, size: int, catalogues: Path, distractors: Path 
     return Catalogue(folder)
 
 
-def embedding_cost(catalogue: Catalogue) -> dict:
-    """Multiply-accumulates of the model per window and per second of audio, for a query
-    (a window every query hop) and for indexing (a window every catalogue hop)."""
+def model_cost(catalogue: Catalogue) -> dict:
+    """Multiply-accumulates of the melody model per window and per second of audio: it
+    hears queries and recordings alike, one window every tiling hop."""
     macs = int(catalogue.manifest["model"]["macs_per_window"])
     frame_s = catalogue.frontend.hop_length_samples / catalogue.frontend.sample_rate_hz
-    query_hop_s = RecognizerConfig().query_hop_frames * frame_s
-    index_hop_s = catalogue.config.hop_frames * frame_s
+    hop_s = catalogue.melody_config.tile_hop_frames * frame_s
     return {"macs_per_window": macs, "window_s": round(catalogue.frontend.window_frames * frame_s, 2),
-            "query_hop_s": round(query_hop_s, 2), "query_macs_per_audio_s": round(macs / query_hop_s),
-            "index_hop_s": round(index_hop_s, 2), "index_macs_per_audio_s": round(macs / index_hop_s)}
+            "hop_s": round(hop_s, 2), "macs_per_audio_s": round(macs / hop_s)}
 
 
 def model_rows(shared_data: Path, catalogue: Catalogue, n_synthetic: int, seed: int) -> list[dict]:
@@ -211,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     base = Catalogue(args.index)
     model_bytes = base.model_path.stat().st_size
     summary = {"sizes": summary_of(rows, fa_rows), "model_bytes": model_bytes,
-               "embedding_cost": embedding_cost(base), "model": base.manifest["model"]["sha256"][:12]}
+               "model_cost": model_cost(base), "model": base.manifest["model"]["sha256"][:12]}
     summary["targets"] = targets(summary["sizes"], model_bytes)
     (args.out / "scorecard_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     plot(summary["sizes"], args.out / "scorecard.png")

@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         "source_rate_hz": args.source_rate, "block_samples": block,
         "recognizer_config": dataclasses.asdict(config),
         "catalogue": str(catalogue.directory), "catalogue_songs": len(catalogue.songs),
-        "catalogue_items": catalogue.n_items, "embedder_backend": recognizer.embedder.backend,
+        "catalogue_items": catalogue.n_items, "model_backend": recognizer.model.backend,
     }
     (args.out / "streaming_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

@@ -83,12 +83,14 @@ def multiply_accumulates(model: keras.Model) -> int:
 
 
 def convert(run_dir: Path, pairs_dir: Path, out_dir: Path, weights: str = "best.keras",
-            float_dir: Path | None = None) -> dict:
+            float_dir: Path | None = None, melody_config: mel.MelodyConfig = mel.MelodyConfig()) -> dict:
     """Writes out_dir/model.tflite and manifest.json; returns the manifest.
 
     Args:
         float_dir: if given, the float32 model is written there as a model directory of its
             own (for measuring int8 against float with the device's code).
+        melody_config: how the device reads a pitch line from this model's salience
+            (the voicing threshold: `benchmarks.melody_accuracy` sweeps it).
     """
     _, train, _ = cfg.load(run_dir / "config.json")
     model = keras.models.load_model(run_dir / weights, compile=False)
@@ -100,7 +102,6 @@ def convert(run_dir: Path, pairs_dir: Path, out_dir: Path, weights: str = "best.
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MODEL_FILE).write_bytes(int8_bytes)
     check = calibration_windows(songs, train, n_batches=4, seed=123)  # not the calibration set
-    melody_config = mel.MelodyConfig()
     int8_model, float_model = MelodyModel(out_dir / MODEL_FILE), MelodyModel(run_dir / "model_float.tflite")
     agreement = pitch_agreement(int8_model.salience(check), float_model.salience(check), melody_config)
     history = run_dir / "final_metrics.json"
@@ -147,8 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="model directory to write")
     parser.add_argument("--weights", default="best.keras", help="file in the run directory")
     parser.add_argument("--float-out", type=Path, help="also write the float32 model directory here")
+    parser.add_argument("--voicing-threshold", type=float, default=mel.MelodyConfig().voicing_threshold,
+                        help="salience a melody frame needs to have a pitch (default: %(default)s)")
     args = parser.parse_args(argv)
-    manifest = convert(args.run, args.pairs, args.out, args.weights, args.float_out)
+    manifest = convert(args.run, args.pairs, args.out, args.weights, args.float_out,
+                       mel.MelodyConfig(voicing_threshold=args.voicing_threshold))
     print(json.dumps({k: v for k, v in manifest["model"].items() if k != "training_run"}, indent=2))
     return 0
 

@@ -1,4 +1,4 @@
-"""The default catalogue: render the shippable songs, embed them, and write the demo hums.
+"""The default catalogue: render the shippable songs, hear them, and write the demo hums.
 
     python -m converter.package --shared-data ../shared/data --audio data/catalogue_audio \
         --model assets/model --out assets/catalogue --demo assets/demo
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         return 0
     added, skipped = indexing.build(args.audio, args.out, args.model, args.audio / "metadata.csv",
-                                    log=lambda line: print(line, file=sys.stderr, flush=True))
+                                    log=lambda line: print(line, file=sys.stderr, flush=True),
+                                    workers=args.workers)
     print(f"catalogue: {added} songs, {skipped} skipped -> {args.out}")
     if args.demo:
         for path in write_demo_hums(songs, args.demo):

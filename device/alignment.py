@@ -1,8 +1,8 @@
 """Alignment: the whole query's pitch line against a stretch of a song's melody.
 
 Subsequence dynamic time warping with local slopes between 1/2 and 2 (steps (1,1), (1,2)
-and (2,1) in query x song frames), one key shift for the whole query, octave-blind pitch
-distance capped at `cap_semitones`. Every voiced query frame is counted exactly once, so
+and (2,1) in query x song frames, the last two with a small penalty), one key shift for
+the whole query, octave-blind pitch distance capped at `cap_semitones`. Every voiced query frame is counted exactly once, so
 the cost is a mean over the query's voiced frames, comparable across songs, stretches and
 tempi. Vectorised over candidates, keys and song frames; the loop runs over query frames.
 """
@@ -23,10 +23,14 @@ class AlignConfig:
         cap_semitones: pitch distances are capped here (a wrong note costs this much).
         silent_cost: cost (in units of the cap) of a voiced query frame on a song frame
             without melody.
+        step_penalty: added for every step off the diagonal (a song frame skipped, or two
+            query frames on one), so that a jumpy song melody cannot be cherry-picked; the
+            query comes at the song's tempo (`matcher` resamples it), so few are needed.
     """
 
     cap_semitones: float = 3.0
     silent_cost: float = 0.6
+    step_penalty: float = 0.15
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,14 +57,18 @@ def folded_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(np.mod(a - b + 6.0, 12.0) - 6.0)
 
 
-def _costs(q: float, stretches: np.ndarray, voiced: np.ndarray, keys: np.ndarray,
-           config: AlignConfig) -> np.ndarray:
-    """float32 (C, K, M): cost of query pitch q against every song frame under every key."""
-    if q <= 0:
-        return np.zeros((keys.shape[0], keys.shape[1], stretches.shape[1]), dtype=np.float32)
-    d = folded_distance(q + keys[:, :, None], stretches[:, None, :])
-    cost = np.minimum(d, config.cap_semitones) / config.cap_semitones
-    return np.where(voiced[:, None, :], cost, config.silent_cost).astype(np.float32)
+_STEPS = 48  # pitch resolution of the costs: quarter semitones, one octave
+
+
+def _cost_table(config: AlignConfig) -> np.ndarray:
+    """float32 (4 * _STEPS,): the cost of every octave-folded difference in quarter
+    semitones (indices 0 .. 2 * _STEPS - 1), then silent_cost (song frames without
+    melody), then "impossible" (padding beyond a stretch's end)."""
+    steps = np.arange(2 * _STEPS)
+    distance = folded_distance(steps / 4.0, 0.0)
+    voiced = np.minimum(distance, config.cap_semitones) / config.cap_semitones
+    return np.concatenate([voiced, np.full(_STEPS, config.silent_cost), np.full(_STEPS, _INF)]
+                          ).astype(np.float32)
 
 
 def align(query: np.ndarray, stretches: list[np.ndarray], keys: np.ndarray,
@@ -90,15 +98,24 @@ def align(query: np.ndarray, stretches: list[np.ndarray], keys: np.ndarray,
     for c, s in enumerate(stretches):
         songs[c, :s.size] = s
         valid[c, :s.size] = True
-    voiced = songs > 0
     shape = (n_cand, keys.shape[1], m)
-    outside = ~valid[:, None, :]
+    # Per candidate, key and song frame, the table offset of its pitch: adding the query
+    # frame's pitch class gives the index of the cost (2 * _STEPS and up: no melody).
+    song_steps = np.round(songs * 4).astype(np.int64)
+    key_steps = np.round(keys * 4).astype(np.int64)
+    base = np.mod(key_steps[:, :, None] - song_steps[:, None, :], _STEPS)
+    base = np.where((songs > 0)[:, None, :], base, 2 * _STEPS)
+    base = np.where(valid[:, None, :], base, 3 * _STEPS)
+    table = _cost_table(config)
+    query_steps = np.mod(np.round(query * 4).astype(np.int64), _STEPS)
+    silent_query = np.where(valid[:, None, :], 0.0, _INF).astype(np.float32) * np.ones(shape, np.float32)
 
     def shifted(x: np.ndarray, by: int) -> np.ndarray:
         out = np.full_like(x, _INF)
         out[..., by:] = x[..., :-by]
         return out
 
+    penalty = np.float32(config.step_penalty)
     cost_prev = np.zeros(shape, dtype=np.float32)
     d_prev2 = np.full(shape, _INF, dtype=np.float32)  # D[i-2]; row -1 is "before the start"
     d_prev = np.full(shape, _INF, dtype=np.float32)
@@ -107,13 +124,13 @@ def align(query: np.ndarray, stretches: list[np.ndarray], keys: np.ndarray,
     columns = np.broadcast_to(np.arange(m, dtype=np.int32), shape)
     moves = np.zeros((n, *shape), dtype=np.int8) if with_path else None
     for i in range(n):
-        cost = _costs(float(query[i]), songs, voiced, keys, config)
+        cost = table[base + query_steps[i]] if query[i] > 0 else silent_query
         if i == 0:
             d, start = cost.copy(), columns.copy()
             choice = np.zeros(shape, dtype=np.int8)
         else:
-            diagonal, skip = shifted(d_prev, 1), shifted(d_prev, 2)
-            double = (shifted(d_prev2, 1) if i >= 2 else np.zeros(shape, np.float32)) + cost_prev
+            diagonal, skip = shifted(d_prev, 1), shifted(d_prev, 2) + penalty
+            double = (shifted(d_prev2, 1) if i >= 2 else np.zeros(shape, np.float32)) + cost_prev + penalty
             take_skip = skip < diagonal
             d = np.where(take_skip, skip, diagonal)
             start = np.where(take_skip, shifted(start_prev, 2), shifted(start_prev, 1))
@@ -122,7 +139,6 @@ def align(query: np.ndarray, stretches: list[np.ndarray], keys: np.ndarray,
             start = np.where(take_double, shifted(start_prev2, 1) if i >= 2 else columns, start)
             if moves is not None:
                 choice = np.where(take_double, 2, take_skip.astype(np.int8)).astype(np.int8)
-        d = np.where(outside, _INF, d)
         if moves is not None:
             moves[i] = choice
         d_prev2, d_prev, cost_prev = d_prev, d, cost

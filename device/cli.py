@@ -48,6 +48,23 @@ def _print_result(path: str, result: Result, top: int, as_json: bool, extra_ms: 
     print(f"  ({result.windows} windows, {timing['total']:.0f} ms)")
 
 
+def _plot(recognizer: Recognizer, audio, result: Result, args: argparse.Namespace, path: str,
+          several: bool) -> None:
+    """Writes the explanation figure(s) of one identified file (--plot, --plot-runner-up)."""
+    from device import explain
+    out = Path(args.plot)
+    if several:  # one figure per file: OUT.png -> OUT-<file stem>.png
+        out = out.with_name(f"{out.stem}-{Path(path).stem}{out.suffix}")
+    ranks = (1, 2) if args.plot_runner_up else (1,)
+    for rank in ranks:
+        target = out if rank == 1 else out.with_name(f"{out.stem}-runner-up{out.suffix}")
+        try:
+            explain.plot(recognizer, audio, result, target, rank)
+            print(f"  figure: {target}", file=sys.stderr)
+        except explain.PlotError as exc:
+            print(f"hum-search: {path}: {exc}", file=sys.stderr)
+
+
 def cmd_identify(args: argparse.Namespace) -> int:
     catalogue = Catalogue(args.index)
     recognizer = Recognizer(catalogue, DEFAULTS, num_threads=args.threads)
@@ -66,6 +83,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
         decode_ms = round((time.perf_counter() - t0) * 1000.0, 2)
         result = recognizer.identify(audio, top=args.top)
         _print_result(path, result, args.top, args.json, {"decode": decode_ms})
+        if args.plot:
+            _plot(recognizer, audio, result, args, path, len(args.files) > 1)
     return 1 if failed else 0
 
 
@@ -175,7 +194,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     added, skipped = indexing.build(Path(args.audio_dir), Path(out),
                                     Path(args.model) if args.model else None,
                                     Path(args.metadata) if args.metadata else None, config,
-                                    base=base, log=log)
+                                    base=base, log=log, workers=args.workers)
     print(f"wrote {out}: {added} songs added, {skipped} files skipped")
     return 0
 
@@ -208,6 +227,9 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("identify", help="identify hummed, sung or whistled recordings")
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--plot", metavar="OUT.png",
+                   help="draw the melody heard over the matched song's, aligned (needs matplotlib)")
+    p.add_argument("--plot-runner-up", action="store_true", help="with --plot, also draw the runner-up")
     _query_options(p, json_help="one JSON object per file and line")
     p.set_defaults(run=cmd_identify)
 
@@ -241,12 +263,14 @@ def parser() -> argparse.ArgumentParser:
                    help="melody frames between the shortlist's catalogue windows (default: %(default)s)")
     b.add_argument("--trees", type=int, default=INDEX_DEFAULTS.n_trees,
                    help="Annoy trees (default: %(default)s)")
+    b.add_argument("--workers", type=int, default=1, help="processes hearing files at once (default: 1)")
     b.set_defaults(run=cmd_index_build, index=None)
     a = isub.add_parser("add", help="add the recordings in AUDIO_DIR to an existing catalogue")
     a.add_argument("audio_dir", metavar="AUDIO_DIR")
     a.add_argument("--index", required=True, help="catalogue to extend")
     a.add_argument("--out", help="write the extended catalogue here (default: replace --index)")
     a.add_argument("--metadata", help="CSV with columns song_id,title,artist")
+    a.add_argument("--workers", type=int, default=1, help="processes hearing files at once (default: 1)")
     a.set_defaults(run=cmd_index_build, model=None, window_hop=INDEX_DEFAULTS.shortlist.catalogue_hop_frames,
                    trees=INDEX_DEFAULTS.n_trees)
     return top

@@ -3,6 +3,7 @@ the melody model hears each recording once and the catalogue keeps its melody li
 from __future__ import annotations
 
 import csv
+import multiprocessing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,9 +50,27 @@ def melody_of(audio: np.ndarray, model: MelodyModel, frontend: fe.FrontendConfig
     return mel.encode(line)
 
 
+_worker: tuple | None = None  # (model, frontend, melody config) of a hearing process
+
+
+def _start_worker(model_path: str, frontend: fe.FrontendConfig, config: mel.MelodyConfig) -> None:
+    global _worker
+    _worker = (MelodyModel(model_path, num_threads=1), frontend, config)
+
+
+def _hear(path: Path) -> tuple[np.ndarray, float] | str:
+    """(encoded melody, seconds) of one file, or the one-line reason it was skipped."""
+    model, frontend, config = _worker
+    try:
+        audio = load_audio(path, frontend.sample_rate_hz)
+    except AudioError as exc:
+        return f"skipped {exc}"
+    return melody_of(audio, model, frontend, config), audio.size / frontend.sample_rate_hz
+
+
 def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: Path | None = None,
           config: IndexConfig = IndexConfig(), base: Catalogue | None = None,
-          log: Callable[[str], None] = print) -> tuple[int, int]:
+          log: Callable[[str], None] = print, workers: int = 1) -> tuple[int, int]:
     """Hears every recording in audio_dir and writes a new catalogue at out_dir.
 
     Args:
@@ -60,6 +79,7 @@ def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: 
         base: an existing catalogue whose songs are kept first (extending it); its model
             and index settings are used.
         log: receives one line per skipped file and progress lines.
+        workers: processes hearing files at once (one interpreter thread each).
 
     Returns:
         (songs added, files skipped).
@@ -77,32 +97,44 @@ def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: 
         songs, codes = [], []
     frontend = mf.check_frontend(model_manifest, model_dir)
     melody_config = mel.MelodyConfig(**model_manifest["model"]["melody"])
-    model = MelodyModel(model_path)
+    time_stride = MelodyModel(model_path).time_stride  # also refuses a broken model early
     seen = {s[0] for s in songs}
-    added = skipped = 0
-    for number, path in enumerate(files, 1):
-        song_id = path.stem
-        if song_id in seen:
-            log(f"skipped {path}: song id {song_id!r} is already in the catalogue")
-            skipped += 1
-            continue
-        try:
-            audio = load_audio(path, frontend.sample_rate_hz)
-        except AudioError as exc:
-            log(f"skipped {exc}")
-            skipped += 1
-            continue
-        title, artist = metadata.get(song_id, (song_id, ""))
-        songs.append((song_id, title, artist, audio.size / frontend.sample_rate_hz))
-        codes.append(melody_of(audio, model, frontend, melody_config))
-        seen.add(song_id)
-        added += 1
-        if number % 100 == 0:
-            log(f"heard {number}/{len(files)} files")
+    todo = []
+    for path in files:
+        if path.stem in seen:
+            log(f"skipped {path}: song id {path.stem!r} is already in the catalogue")
+        else:
+            todo.append(path)
+            seen.add(path.stem)
+    skipped = len(files) - len(todo)
+    added = 0
+    setup = (str(model_path), frontend, melody_config)
+    if workers > 1:
+        pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, setup)
+        heard = pool.imap(_hear, todo, chunksize=4)
+    else:
+        pool = None
+        _start_worker(*setup)
+        heard = map(_hear, todo)
+    try:
+        for number, (path, outcome) in enumerate(zip(todo, heard), 1):
+            if isinstance(outcome, str):
+                log(outcome)
+                skipped += 1
+                continue
+            title, artist = metadata.get(path.stem, (path.stem, ""))
+            songs.append((path.stem, title, artist, outcome[1]))
+            codes.append(outcome[0])
+            added += 1
+            if number % 100 == 0:
+                log(f"heard {number}/{len(todo)} files")
+    finally:
+        if pool is not None:
+            pool.terminate()
     if added == 0:
         raise mf.ManifestError(f"{audio_dir}: no new readable audio files; nothing was written")
     write_catalogue(out_dir, model_manifest, model_path, songs, codes, config,
-                    melody_config.frame_rate_hz(frontend, model.time_stride))
+                    melody_config.frame_rate_hz(frontend, time_stride))
     return added, skipped
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from device.frontend import FrontendConfig
 
 MANIFEST = "manifest.json"
-MODEL_FORMAT = "hum-search-model/1"
-CATALOGUE_FORMAT = "hum-search-catalogue/1"
+MODEL_FORMAT = "hum-search-model/2"  # 2: the melody model (1: window embeddings)
+CATALOGUE_FORMAT = "hum-search-catalogue/2"  # 2: melodies + shortlist windows
 
 
 class ManifestError(Exception):

@@ -104,23 +104,34 @@ def stretch_bounds(candidate: sl.Candidate, n_query: int, n_song: int, config: M
     return first, max(last, first + 1)
 
 
+def at_scale(line: np.ndarray, scale: float) -> np.ndarray:
+    """The query line resampled to the song's tempo: scale query frames per output frame."""
+    n = max(1, int(round(line.size / scale)))
+    return line[np.minimum(np.round(np.arange(n) * scale).astype(np.int64), line.size - 1)]
+
+
 def rank_songs(line: np.ndarray, catalogue: "Catalogue", config: MatcherConfig) -> list[Candidate]:
-    """Shortlisted songs ranked by their alignment with the whole query, best first."""
+    """Shortlisted songs ranked by their alignment with the whole query, best first.
+
+    The query is resampled to each candidate's voted tempo, then aligned with the song
+    around where the votes place it, under keys near the voted one."""
     if np.count_nonzero(line > 0) < config.min_voiced_frames:
         return []
     found = shortlist(line, catalogue)
-    if not found:
-        return []
-    stretches, keys, firsts = [], [], []
-    for c in found:
-        song_line = catalogue.melody(c.row)
-        first, last = stretch_bounds(c, line.size, song_line.size, config)
-        stretches.append(song_line[first:last])
-        keys.append(c.key_semitones + np.asarray(config.key_steps))
-        firsts.append(first)
-    aligned = al.align(line, stretches, np.array(keys))
-    ranked = [Candidate(c.row, a.score, first + a.start, a.key_semitones, c.votes)
-              for c, a, first in zip(found, aligned, firsts)]
+    ranked = []
+    for scale in sorted({c.scale for c in found}):
+        group = [c for c in found if c.scale == scale]
+        query = at_scale(line, scale)
+        stretches, keys, firsts = [], [], []
+        for c in group:
+            song_line = catalogue.melody(c.row)
+            first, last = stretch_bounds(c, line.size, song_line.size, config)
+            stretches.append(song_line[first:last])
+            keys.append(c.key_semitones + np.asarray(config.key_steps))
+            firsts.append(first)
+        aligned = al.align(query, stretches, np.array(keys))
+        ranked += [Candidate(c.row, a.score, first + a.start, a.key_semitones, c.votes)
+                   for c, a, first in zip(group, aligned, firsts)]
     return sorted(ranked, key=lambda c: (-c.score, c.song))
 
 

@@ -142,11 +142,11 @@ def test_index_add_keeps_what_was_there(tmp_path, written_catalogue):
 def test_the_catalogue_models_calibrated_thresholds_decide(tmp_path, written_catalogue):
     query = str(written_hum(tmp_path, "written-ode-to-joy", seed=5))
     answers = {}
-    for name, min_score in (("lenient", 0.0), ("strict", 1.0)):  # no score reaches 1
+    for name, threshold in (("lenient", 0.0), ("strict", 1.0)):  # no margin reaches 1
         catalogue = tmp_path / name
         shutil.copytree(written_catalogue, catalogue)
         data = json.loads((catalogue / "manifest.json").read_text())
-        data["model"]["decision"] = {"min_score": min_score, "min_margin": 0.0}
+        data["model"]["decision"] = {"min_score": threshold, "min_margin": threshold}
         (catalogue / "manifest.json").write_text(json.dumps(data))
         answers[name] = json.loads(hum_search("identify", query, "--index", str(catalogue), "--json").stdout)
     assert answers["strict"]["matches"] == answers["lenient"]["matches"]

@@ -1,59 +1,93 @@
+"""Matching pieces on known melodies: the key-free shortlist vectors, the alignment of a
+whole query, and the decision."""
 import numpy as np
 import pytest
 
-from device.matcher import MatcherConfig, Votes, decide
+from device import alignment as al
+from device import shortlist as sl
+from device.matcher import Candidate, MatcherConfig, decide
 
-CONFIG = MatcherConfig()
-
-
-def votes(rows):
-    """rows: (query_frame, song, song_frame, similarity)."""
-    q, s, f, sim = zip(*rows)
-    return Votes(np.array(q), np.array(s), np.array(f), np.array(sim, dtype=np.float32))
+RNG = np.random.default_rng(0)
 
 
-def test_time_consistent_votes_beat_scattered_stronger_ones():
-    rows = [(25 * i, 1, 500 + 25 * i, 0.7) for i in range(8)]  # song 1: one alignment
-    rows += [(25 * i, 2, 3000 * i, 0.8) for i in range(8)]  # song 2: better, but everywhere
-    decision = decide(votes(rows), n_query_windows=8, config=CONFIG)
-    assert decision.candidates[0].song == 1
-    assert decision.candidates[0].offset_frames == 500
-    assert decision.is_match
-    np.testing.assert_allclose(decision.candidates[0].score, 0.7, rtol=1e-5)
+def tune(n_notes: int, frames_per_note: int = 4, seed: int = 0) -> np.ndarray:
+    """A melody line: random notes of a major scale, each held a few frames."""
+    scale = np.array([0, 2, 4, 5, 7, 9, 11, 12, 14])
+    notes = 60 + np.random.default_rng(seed).choice(scale, n_notes)
+    return np.repeat(notes, frames_per_note).astype(np.float32)
 
 
-def test_a_query_window_counts_once_per_alignment():
-    rows = [(0, 1, 100, 0.9), (0, 1, 110, 0.9), (0, 1, 120, 0.9)]
-    decision = decide(votes(rows), n_query_windows=1, config=CONFIG)
-    np.testing.assert_allclose(decision.candidates[0].score, 0.9, rtol=1e-5)
+def test_vectors_forget_key_and_octave_but_not_the_order_of_notes():
+    config = sl.ShortlistConfig()
+    line = tune(12)[:config.window_frames]
+    v, key = sl.vector(line, config)
+    for shift in (3.0, -5.0, 12.0, 7.5):
+        w, key_w = sl.vector(line + shift, config)
+        np.testing.assert_allclose(w, v, atol=1e-5)
+        assert np.isclose(np.mod(key_w - key - shift + 6, 12) - 6, 0, atol=1e-4)
+    reversed_line, _ = sl.vector(line[::-1].copy(), config)
+    assert float(v @ reversed_line) < 0.9
+    silent = line.copy()
+    silent[: int(0.6 * silent.size)] = 0
+    assert sl.vector(silent, config) is None
 
 
-def test_tempo_drift_within_tolerance_still_agrees():
-    # a hum 20% slower: catalogue frames advance 1.2x faster than query frames... or slower
-    rows = [(25 * i, 3, 1000 + int(25 * i * 0.8), 0.6) for i in range(16)]
-    decision = decide(votes(rows), n_query_windows=16, config=CONFIG)
-    np.testing.assert_allclose(decision.candidates[0].score, 0.6, rtol=1e-5)
+def test_alignment_finds_the_passage_under_key_tempo_and_local_timing():
+    song = tune(80, seed=1)
+    query = song[120:200].copy()
+    # A hum: 3.5 semitones up, 25% slower, with a held note and a rest.
+    query = np.repeat(query, 5)[::4] + 3.5
+    query[30:34] = 0.0
+    other = tune(80, seed=2)
+    keys = np.array([[-3.5, 0.0], [-3.5, 0.0]])
+    right, wrong = al.align(query, [song, other], keys, with_path=True)
+    assert right.score > 0.95 and right.key_semitones == -3.5
+    assert abs(right.start - 120) <= 2 and abs(right.end - 199) <= 2
+    assert wrong.score < right.score - 0.2
+    assert right.path[0] == right.start and right.path[-1] == right.end and np.all(np.diff(right.path) >= 0)
+    # The score is a mean over voiced query frames: octave errors cost nothing.
+    octave = query.copy()
+    octave[::7] += 12
+    assert al.align(octave, [song], keys[:1])[0].score == pytest.approx(right.score, abs=0.02)
 
 
-def test_nothing_similar_is_no_match():
-    assert not decide(Votes.empty(), 5, CONFIG).is_match
-    weak = votes([(0, 1, 0, CONFIG.min_similarity - 0.05)])
-    decision = decide(weak, 1, CONFIG)
-    assert not decision.is_match and decision.candidates == ()
+def test_alignment_of_a_silent_query_scores_zero():
+    assert al.align(np.zeros(30, np.float32), [tune(10)], np.zeros((1, 1)))[0].score == 0.0
 
 
-def test_two_equally_good_songs_is_no_match():
-    rows = [(25 * i, s, 100 + 25 * i, 0.8) for i in range(6) for s in (1, 2)]
-    decision = decide(votes(rows), 6, CONFIG)
-    assert not decision.is_match
-    assert decision.confidence == 0.0
+def test_shortlist_votes_for_consistent_placements():
+    config = sl.ShortlistConfig()
+    songs = [tune(150, seed=s) for s in range(5)]
+    index = [(row, start, vec, key) for row, line in enumerate(songs)
+             for start, vec, key in zip(*sl.catalogue_windows(line, config))]
+    vectors = np.stack([v for _, _, v, _ in index])
+    query = songs[3][200:340] + 2.0
+    hits = []
+    for window in sl.query_windows(query, config):
+        sims = vectors @ window.vector
+        best = np.argsort(-sims)[:10]
+        hits.append((window, np.array([index[i][0] for i in best]), np.array([index[i][1] for i in best]),
+                     sims[best], np.array([index[i][3] for i in best])))
+    ranked = sl.rank(hits, 3)
+    assert ranked[0].row == 3
+    assert abs(ranked[0].song_start - 200) <= config.catalogue_hop_frames
+    assert abs(np.mod(ranked[0].key_semitones + 2.0 + 6, 12) - 6) < 1.0  # the alignment tries keys near it
 
 
-def test_a_model_brings_its_calibrated_thresholds():
-    assert MatcherConfig.for_model({"embedding_dim": 32}) == MatcherConfig()
-    calibrated = MatcherConfig.for_model({"decision": {"min_score": 0.125, "min_margin": 0.4}})
-    assert (calibrated.min_score, calibrated.min_margin) == (0.125, 0.4)
-    assert calibrated.top_k == MatcherConfig().top_k
-    for bad in ({"min_score": 0.1}, {"min_score": "x", "min_margin": 0.1}, {"min_score": 2.0, "min_margin": 0.1}):
+def test_decision_needs_a_good_score_and_a_margin():
+    config = MatcherConfig(min_score=0.8, min_margin=0.1)
+    def ranked(*scores):
+        return [Candidate(i, s, 0, 0.0, 1.0) for i, s in enumerate(scores)]
+    assert decide(ranked(0.95, 0.7), config).is_match
+    assert not decide(ranked(0.95, 0.9), config).is_match  # no margin
+    assert not decide(ranked(0.75, 0.3), config).is_match  # too poor
+    assert decide(ranked(0.9), config).is_match and not decide([], config).is_match
+    assert decide(ranked(0.95, 0.7), config).confidence == pytest.approx(0.25)
+
+
+def test_thresholds_come_from_the_model_or_fail_in_one_line():
+    assert MatcherConfig.for_model({}) == MatcherConfig()
+    assert MatcherConfig.for_model({"decision": {"min_score": 0.5, "min_margin": 0.2}}).min_margin == 0.2
+    for bad in ({"min_score": "x", "min_margin": 0.1}, {"min_score": 2.0, "min_margin": 0.1}, {}):
         with pytest.raises(ValueError):
             MatcherConfig.for_model({"decision": bad})

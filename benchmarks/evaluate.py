@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "catalogue_songs": len(base.songs), "catalogue_items": base.n_items,
         "mir1k_catalogue_items": extended_items,
         "model_bytes": model_path.stat().st_size, "index_bytes": index_path.stat().st_size,
-        "embedder_backend": recognizer.embedder.backend,
+        "model_backend": recognizer.model.backend,
     }
     (args.out / "evaluation_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

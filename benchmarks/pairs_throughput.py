@@ -20,14 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from device import frontend as fe
-from device.assets import default_model_dir
 from training.config import DataConfig
 from training.pairs import PairMaker, training_songs
 from training.render import find_soundfonts
 
 
-def measure(shared_data: Path, n_songs: int, seed: int, miner_model: Path) -> dict:
-    data = DataConfig.default()
+def measure(shared_data: Path, n_songs: int, seed: int) -> dict:
+    data = DataConfig.melody()
     config = fe.FrontendConfig()
     songs = training_songs(shared_data, data)
     chosen = np.random.default_rng(seed).choice(len(songs), size=n_songs, replace=False)
@@ -35,8 +34,8 @@ def measure(shared_data: Path, n_songs: int, seed: int, miner_model: Path) -> di
     query_s = recording_s = cpu_s = 0.0
     kinds: collections.Counter = collections.Counter()
     made = 0
-    with PairMaker(data, config, find_soundfonts(), miner_model) as maker:
-        maker.make(songs[int(chosen[0])])  # warm-up: banks of rooms and noises, model load
+    with PairMaker(data, config, find_soundfonts()) as maker:
+        maker.make(songs[int(chosen[0])])  # warm-up: banks of rooms and noises
         for done, i in enumerate(chosen, 1):
             started = time.process_time()
             pairs = maker.make(songs[int(i)])
@@ -62,9 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="directory for throughput.json")
     parser.add_argument("--songs", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--miner-model", type=Path, default=default_model_dir())
     args = parser.parse_args(argv)
-    result = measure(args.shared_data, args.songs, args.seed, args.miner_model)
+    result = measure(args.shared_data, args.songs, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

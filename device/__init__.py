@@ -1,2 +1,2 @@
-"""On-device query-by-humming runtime: audio in, frontend, TFLite embedder, catalogue,
-matcher, recognizer, CLI. Never imports TensorFlow."""
+"""On-device query-by-humming runtime: audio in, frontend, TFLite melody model, catalogue,
+shortlist, alignment, decision, recognizer, CLI. Never imports TensorFlow."""

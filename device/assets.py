@@ -22,7 +22,7 @@ def assets_dir() -> Path:
 
 
 def default_model_dir() -> Path:
-    """The shipped embedding model: model.tflite + manifest.json."""
+    """The shipped melody model: model.tflite + manifest.json."""
     return assets_dir() / "model"
 
 

@@ -181,6 +181,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     args.files = [str(path) for path in sorted(assets.demo_dir().glob("*.wav"))]
+    args.plot, args.plot_runner_up = None, False
     return cmd_identify(args)
 
 

@@ -56,7 +56,7 @@ class SalienceStream:
         self.model, self.frontend, self.config = model, frontend, config
         self._frames = np.zeros((0, frontend.n_bins), dtype=np.float32)
         self._tiles: list[np.ndarray] = []  # salience of the complete windows, in order
-        self.windows_run = 0
+        self.windows_used = 0  # windows that made the last salience (complete ones + padded tail)
 
     @property
     def n_frames(self) -> int:
@@ -73,7 +73,6 @@ class SalienceStream:
         return len(windows)
 
     def _run(self, windows_db: np.ndarray) -> np.ndarray:
-        self.windows_run += windows_db.shape[0]
         return self.model.salience(fe.normalize_windows(windows_db, self.frontend))
 
     def salience(self) -> np.ndarray:
@@ -90,6 +89,7 @@ class SalienceStream:
             padded[:n - start] = self._frames[start:]
             tiles.append(self._run(padded[None])[0])
             starts.append(start)
+        self.windows_used = len(tiles)
         out = np.zeros((n_out, self.frontend.n_bins), dtype=np.float32)
         edge = (w - hop) // 2 // stride  # salience frames a window gives up at an inner edge
         for k, (s, tile) in enumerate(zip(starts, tiles)):

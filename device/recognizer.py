@@ -52,8 +52,8 @@ class RecognizerConfig:
     min_prominence_db: float = 15.0
     prominence_half_width_bins: int = 6
     early_min_seconds: float = 4.0
-    early_min_confidence: float = 0.0
-    early_consecutive: int = 2
+    early_min_confidence: float = 0.1
+    early_consecutive: int = 3
     max_seconds: float | None = 20.0
     matcher: MatcherConfig | None = None
 
@@ -79,7 +79,7 @@ class Result:
         decision: "match" or "no_match".
         confidence: in [0, 1]: the best song's score margin over the runner-up.
         matches: best first.
-        windows: model windows run for this query.
+        windows: model windows that heard the query so far.
         skipped: melody frames silenced because their audio is silence or not tonal.
         audio_s: seconds of audio received.
         timing_ms: time spent per stage.
@@ -246,7 +246,7 @@ class Recognizer:
             matches.append(Match(song.song_id, song.title, song.artist, c.score,
                                  max(0.0, c.offset_frames / rate)))
         return Result("match" if decision.is_match else "no_match", decision.confidence,
-                      tuple(matches), self._salience.windows_run, silenced,
+                      tuple(matches), self._salience.windows_used, silenced,
                       self._samples / self.frontend.sample_rate_hz,
                       {k: round(v * 1000.0, 2) for k, v in self._timing.items()},
                       line, tuple(c.key_semitones for c in decision.candidates))

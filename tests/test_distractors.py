@@ -144,9 +144,8 @@ def test_build_catalogue_extends_with_distractors_in_order_and_subsets_keeping_t
     subset = Catalogue(tmp_path / "one")
     assert [s.song_id for s in subset.songs] == [base_songs[0].song_id]  # the held-out test song stays
     base = Catalogue(root / "base")
-    whole = next(s for s in base.songs if s.song_id == base_songs[0].song_id)
-    assert smaller["items"] == whole.n_items == subset.n_items
-    np.testing.assert_array_equal(
-        subset.vectors(), base.vectors()[whole.first_item:whole.first_item + whole.n_items])
+    row = next(r for r, s in enumerate(base.songs) if s.song_id == base_songs[0].song_id)
+    np.testing.assert_array_equal(subset.codes(0), base.codes(row))  # its melody, not heard again
+    assert smaller["items"] == subset.n_items > 0
     with pytest.raises(ValueError, match="held-out test songs"):
         distractors.build_catalogue(root / "base", tmp_path / "none", 0)

@@ -181,7 +181,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     args.files = [str(path) for path in sorted(assets.demo_dir().glob("*.wav"))]
-    args.plot, args.plot_runner_up = None, False
     return cmd_identify(args)
 
 
@@ -236,7 +235,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="identify the shipped demo hums (their paths head each answer)")
     _query_options(p, json_help="one JSON object per file and line")
-    p.set_defaults(run=cmd_demo)
+    p.set_defaults(run=cmd_demo, plot=None, plot_runner_up=False)
 
     p = sub.add_parser("listen", help="identify a tune hummed into the microphone, live")
     p.add_argument("--device", default=None, metavar="ID_OR_NAME",

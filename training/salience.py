@@ -11,12 +11,12 @@ import keras
 import numpy as np
 
 from device import frontend as fe
+from device.melody import FLOOR_DB  # fills bins shifted in from outside, and short clips
 from training import mir1k
 from training.config import TrainConfig
 from training.model import TIME_STRIDE
 from training.pair_shards import SongPairs
 
-FLOOR_DB = -120.0  # what log_spectrogram floors at; fills bins shifted in from outside
 
 
 def stretch_frames(spec: np.ndarray, n_out: int) -> np.ndarray:

@@ -85,8 +85,11 @@ class Decision:
     candidates: tuple[Candidate, ...]
 
 
-def shortlist(line: np.ndarray, catalogue: "Catalogue") -> list[sl.Candidate]:
-    """The catalogue songs worth aligning with the query's melody line, best first."""
+def shortlist(line: np.ndarray, catalogue: "Catalogue", config: MatcherConfig) -> list[sl.Candidate]:
+    """The catalogue songs worth aligning with the query's melody line, best first (none
+    when the query has fewer than config.min_voiced_frames melody frames)."""
+    if np.count_nonzero(line > 0) < config.min_voiced_frames:
+        return []
     config = catalogue.config.shortlist
     hits = []
     for window in sl.query_windows(line, config):
@@ -110,14 +113,12 @@ def at_scale(line: np.ndarray, scale: float) -> np.ndarray:
     return line[np.minimum(np.round(np.arange(n) * scale).astype(np.int64), line.size - 1)]
 
 
-def rank_songs(line: np.ndarray, catalogue: "Catalogue", config: MatcherConfig) -> list[Candidate]:
+def align_candidates(line: np.ndarray, found: list[sl.Candidate], catalogue: "Catalogue",
+                     config: MatcherConfig) -> list[Candidate]:
     """Shortlisted songs ranked by their alignment with the whole query, best first.
 
     The query is resampled to each candidate's voted tempo, then aligned with the song
     around where the votes place it, under keys near the voted one."""
-    if np.count_nonzero(line > 0) < config.min_voiced_frames:
-        return []
-    found = shortlist(line, catalogue)
     ranked = []
     for scale in sorted({c.scale for c in found}):
         group = [c for c in found if c.scale == scale]
@@ -133,6 +134,7 @@ def rank_songs(line: np.ndarray, catalogue: "Catalogue", config: MatcherConfig) 
         ranked += [Candidate(c.row, a.score, first + a.start, a.key_semitones, c.votes)
                    for c, a, first in zip(group, aligned, firsts)]
     return sorted(ranked, key=lambda c: (-c.score, c.song))
+
 
 
 def decide(candidates: list[Candidate], config: MatcherConfig, top: int = 10) -> Decision:

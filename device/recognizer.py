@@ -17,7 +17,7 @@ import numpy as np
 from device import frontend as fe
 from device import melody as mel
 from device.catalogue import Catalogue
-from device.matcher import MatcherConfig, decide, rank_songs
+from device.matcher import MatcherConfig, align_candidates, decide, shortlist
 from device.model import MelodyModel
 
 
@@ -82,7 +82,8 @@ class Result:
         windows: model windows that heard the query so far.
         skipped: melody frames silenced because their audio is silence or not tonal.
         audio_s: seconds of audio received.
-        timing_ms: time spent per stage.
+        timing_ms: milliseconds spent per stage since the last reset: frontend, model,
+            shortlist, alignment, decision.
         melody: float32 (n,) the query's melody line (MIDI per melody frame, 0: none).
         keys: per match, the semitones that bring the query to the song's key.
     """
@@ -185,7 +186,7 @@ class Recognizer:
         self._streak_song = ""
         self._final: Event | None = None
         self._samples = 0
-        self._timing = {"frontend": 0.0, "model": 0.0, "match": 0.0}
+        self._timing = {"frontend": 0.0, "model": 0.0, "shortlist": 0.0, "alignment": 0.0, "decision": 0.0}
 
     def _receive(self, samples: np.ndarray) -> None:
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
@@ -236,9 +237,14 @@ class Recognizer:
         """The ranking and decision from everything heard since the last reset."""
         line, silenced = self._melody()
         t0 = time.perf_counter()
-        ranked = rank_songs(line, self.catalogue, self.config.matcher)
+        found = shortlist(line, self.catalogue, self.config.matcher)
+        t1 = time.perf_counter()
+        ranked = align_candidates(line, found, self.catalogue, self.config.matcher)
+        t2 = time.perf_counter()
         decision = decide(ranked, self.config.matcher, top=top)
-        self._timing["match"] += time.perf_counter() - t0
+        self._timing["shortlist"] += t1 - t0
+        self._timing["alignment"] += t2 - t1
+        self._timing["decision"] += time.perf_counter() - t2
         rate = self.catalogue.melody_rate_hz
         matches = []
         for c in decision.candidates:

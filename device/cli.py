@@ -13,6 +13,7 @@ from pathlib import Path
 
 from device import assets, manifest
 from device.audio import AudioError, load_audio
+from device.bench import BenchConfig
 from device.catalogue import Catalogue, IndexConfig
 from device.model import ModelError
 from device.manifest import ManifestError
@@ -24,6 +25,7 @@ from device.recognizer import Event, Recognizer, RecognizerConfig, Result
 DEFAULTS = RecognizerConfig()
 INDEX_DEFAULTS = IndexConfig()
 MIC_DEFAULTS = MicrophoneConfig()
+BENCH_DEFAULTS = BenchConfig()
 LISTEN_WALL_SLACK_S = 3.0  # a stalled device still ends the query this long after max_seconds
 
 
@@ -184,6 +186,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_identify(args)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from device import bench
+    files = args.queries or sorted(assets.demo_dir().glob("*.wav"))
+    config = dataclasses.replace(BENCH_DEFAULTS, repeats=args.repeats)
+    report = bench.run(Path(args.index), [Path(f) for f in files], config)
+    print(json.dumps(report, ensure_ascii=False) if args.json else bench.table(report))
+    return 0
+
+
 def cmd_index_build(args: argparse.Namespace) -> int:
     from device import indexing
     config = IndexConfig(dataclasses.replace(INDEX_DEFAULTS.shortlist, catalogue_hop_frames=args.window_hop),
@@ -250,6 +261,17 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="print the manifest of the assets in use")
     p.add_argument("--index", default=str(assets.default_catalogue_dir()))
     p.set_defaults(run=cmd_info)
+
+    p = sub.add_parser("bench", help="time and memory of each stage on this machine (a table, or --json)")
+    p.add_argument("--index", default=str(assets.default_catalogue_dir()),
+                   help="catalogue directory (default: the shipped catalogue)")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument("--queries", nargs="+", metavar="FILE",
+                   help=f"query recordings, each cut to {BENCH_DEFAULTS.query_seconds:g} s "
+                        "(default: the shipped demo hums)")
+    p.add_argument("--repeats", type=int, default=BENCH_DEFAULTS.repeats,
+                   help="identifications per query and start-up runs (default: %(default)s)")
+    p.set_defaults(run=cmd_bench)
 
     p = sub.add_parser("index", help="build or extend a catalogue from a folder of audio")
     isub = p.add_subparsers(dest="command_index", required=True)

@@ -5,7 +5,7 @@ import sys
 def test_device_never_imports_tensorflow():
     code = ("import sys, device, device.cli, device.recognizer, device.indexing, device.model, device.melody, "
             "device.shortlist, device.alignment, device.matcher, device.explain, device.microphone, "
-            "device.listening; "
+            "device.listening, device.bench; "
             "from device.model import MelodyModel; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'training', 'converter', "
             "'matplotlib')]; "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import json
 import os
 import sys
@@ -226,6 +225,7 @@ class _Version(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, help="print the version and the shipped model's id")
 
     def __call__(self, parser, namespace, values, option_string=None):
+        import importlib.metadata  # here, not at start-up: it costs more than the rest of --help
         model = manifest.read(assets.default_model_dir(), manifest.MODEL_FORMAT)["model"]
         print(f"hum-search {importlib.metadata.version('hum-search')} (model {model['sha256'][:8]})")
         parser.exit()

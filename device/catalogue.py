@@ -95,13 +95,16 @@ class Catalogue:
         except (KeyError, TypeError, ValueError) as exc:
             raise mf.ManifestError(f"{self.directory}: malformed manifest ({exc!r})") from exc
         self.songs = read_songs(songs_path)
-        self._codes = np.fromfile(melody_path, dtype=np.uint8)
+        # melodies and windows are memory-mapped like the index: a query reads the few
+        # pages it needs, and the kernel may drop them again under memory pressure
+        self._codes = (np.memmap(melody_path, dtype=np.uint8, mode="r") if melody_path.stat().st_size
+                       else np.zeros(0, dtype=np.uint8))
         if sum(s.n_frames for s in self.songs) != self._codes.size:
             raise mf.ManifestError(f"{self.directory}: songs.csv covers "
                                    f"{sum(s.n_frames for s in self.songs)} melody frames, "
                                    f"{MELODY_FILE} holds {self._codes.size}")
         try:
-            self._windows = np.load(windows_path, allow_pickle=False)
+            self._windows = np.load(windows_path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise mf.ManifestError(f"{windows_path}: unreadable ({exc})") from exc
         if self._windows.shape != (n_items, 3):
@@ -119,7 +122,7 @@ class Catalogue:
     def codes(self, row: int) -> np.ndarray:
         """uint8 (n_frames,): a song's stored melody."""
         song = self.songs[row]
-        return self._codes[song.first_frame:song.first_frame + song.n_frames]
+        return np.asarray(self._codes[song.first_frame:song.first_frame + song.n_frames])
 
     def melody(self, row: int) -> np.ndarray:
         """float32 (n_frames,): a song's melody line, MIDI per melody frame (0: none)."""

@@ -160,24 +160,44 @@ def rank(hits: list[tuple[QueryWindow, np.ndarray, np.ndarray, np.ndarray, np.nd
         The best n_candidates songs, most votes first, each placed by its best bucket's
         most similar hit.
     """
-    buckets: dict[tuple[int, int], dict[int, float]] = {}
-    placement: dict[tuple[int, int], tuple[float, float, float, float]] = {}
-    for w_index, (window, rows, starts, sims, keys) in enumerate(hits):
-        if sims.size == 0:
-            continue
-        chance = float(sims[-1])
-        for row, start, sim, key in zip(rows.tolist(), starts.tolist(), sims.tolist(), keys.tolist()):
-            song_start = start - window.start / window.scale
-            slot = (row, int(np.floor(song_start / bucket_frames)))
-            votes = buckets.setdefault(slot, {})
-            votes[w_index] = max(votes.get(w_index, 0.0), sim - chance)
-            if sim > placement.get(slot, (-np.inf,))[0]:
-                placement[slot] = (sim, song_start, window.scale, float(np.mod(key - window.key, 12.0)))
-    totals = {slot: sum(v.values()) for slot, v in buckets.items()}
-    best: dict[int, tuple[float, tuple[int, int]]] = {}
-    for (row, b), _ in totals.items():
-        around = sum(totals.get((row, b + d), 0.0) for d in (-1, 0, 1))
-        if around > best.get(row, (-np.inf,))[0]:
-            best[row] = (around, (row, b))
-    ranked = sorted(best, key=lambda r: -best[r][0])[:n_candidates]
-    return [Candidate(r, best[r][0], *placement[best[r][1]][1:]) for r in ranked]
+    hits = [h for h in hits if h[3].size]
+    if not hits:
+        return []
+    # one entry per neighbour, in the order the windows found them (ties go to the first)
+    window = np.concatenate([np.full(h[1].size, i, dtype=np.int64) for i, h in enumerate(hits)])
+    rows = np.concatenate([np.asarray(h[1], dtype=np.int64) for h in hits])
+    song_start = np.concatenate([np.asarray(h[2], dtype=np.float64) - h[0].start / h[0].scale for h in hits])
+    sims = np.concatenate([np.asarray(h[3], dtype=np.float64) for h in hits])
+    vote = sims - np.concatenate([np.full(h[3].size, float(h[3][-1])) for h in hits])  # above chance
+    scale = np.concatenate([np.full(h[1].size, h[0].scale) for h in hits])
+    key = np.concatenate([np.mod(np.asarray(h[4], dtype=np.float64) - h[0].key, 12.0) for h in hits])
+    bucket = np.floor(song_start / bucket_frames).astype(np.int64)
+    # slot = (song, bucket) as one integer; room for the buckets either side within a song
+    low, span = bucket.min() - 1, bucket.max() - bucket.min() + 3
+    code = rows * span + (bucket - low)
+    slots, first_hit, slot_of = np.unique(code, return_index=True, return_inverse=True)
+    slot_of = slot_of.reshape(-1)
+    # a window votes once per slot (its best neighbour there); a slot's total sums its windows
+    pair = slot_of * len(hits) + window
+    order = np.argsort(pair, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(pair[order]) != 0])
+    best_vote = np.maximum.reduceat(vote[order], starts)
+    totals = np.bincount(slot_of[order][starts], weights=best_vote, minlength=slots.size)
+
+    def total_at(codes: np.ndarray) -> np.ndarray:
+        at = np.minimum(np.searchsorted(slots, codes), slots.size - 1)
+        return np.where(slots[at] == codes, totals[at], 0.0)
+
+    around = total_at(slots - 1) + totals + total_at(slots + 1)
+    # per song its best slot (the first seen among equals), songs by votes (first seen first)
+    slot_rows = slots // span
+    by_song = np.lexsort((first_hit, -around, slot_rows))
+    song_starts = np.flatnonzero(np.r_[True, np.diff(slot_rows) != 0])  # slots sort by song
+    chosen = by_song[song_starts]
+    song_first_hit = np.minimum.reduceat(first_hit, song_starts)
+    ranked = chosen[np.lexsort((song_first_hit, -around[chosen]))][:n_candidates]
+    # each chosen slot is placed by its most similar hit (the first seen among equals)
+    by_sim = np.lexsort((np.arange(sims.size), -sims, slot_of))
+    placed = by_sim[np.r_[True, np.diff(slot_of[by_sim]) != 0]]  # per slot, in slot order
+    return [Candidate(int(slot_rows[k]), float(around[k]), float(song_start[placed[k]]),
+                      float(scale[placed[k]]), float(key[placed[k]])) for k in ranked]

@@ -74,6 +74,23 @@ def test_shortlist_votes_for_consistent_placements():
     assert abs(np.mod(ranked[0].key_semitones + 2.0 + 6, 12) - 6) < 1.0  # the alignment tries keys near it
 
 
+def test_shortlist_voting_rules_on_known_hits():
+    """A window votes once per bucket, by how far its neighbour beats its last one; a song
+    counts its best bucket with the two beside it; equal songs keep the order found."""
+    windows = [sl.QueryWindow(start, 1.0, np.zeros(2), 11.0) for start in (0, 12, 24)]
+    # (song row, song start, similarity); every window's last neighbour (song 0) is chance
+    found = [[(7, 100, 0.9), (2, 100, 0.9), (2, 101, 0.9), (2, 103, 0.9), (5, 110, 0.9), (0, 0, 0.5)],
+             [(7, 112, 0.9), (2, 612, 0.9), (5, 137, 0.9), (0, 50, 0.5)],
+             [(7, 124, 0.9), (2, 1224, 0.9), (9, 40, 0.7), (0, 90, 0.5)]]
+    hits = [(w, np.array([f[0] for f in fs]), np.array([f[1] for f in fs]),
+             np.array([f[2] for f in fs], np.float32), np.ones(len(fs), np.float32)) for w, fs in zip(windows, found)]
+    ranked = sl.rank(hits, 10)
+    assert [c.row for c in ranked] == [7, 5, 2, 9, 0]
+    assert [round(c.votes, 4) for c in ranked] == [1.2, 0.8, 0.4, 0.2, 0.0]
+    assert ranked[0].song_start == 100 and ranked[0].key_semitones == 2.0 and ranked[0].scale == 1.0
+    assert [c.row for c in sl.rank(hits, 2)] == [7, 5] and sl.rank([], 3) == []
+
+
 def test_decision_needs_a_good_score_and_a_margin():
     config = MatcherConfig(min_score=0.8, min_margin=0.1)
     def ranked(*scores):

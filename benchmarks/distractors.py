@@ -468,8 +468,8 @@ def build_catalogue(base_dir: Path, out_dir: Path, size: int, distractors_dir: P
         songs = _subset(base, size, seed)
         rows = {s.song_id: row for row, s in enumerate(base.songs)}
         write_catalogue(out_dir, base.manifest, base.model_path,
-                        [(s.song_id, s.title, s.artist, s.duration_s) for s in songs],
-                        [base.codes(rows[s.song_id]) for s in songs], base.config, base.melody_rate_hz)
+                        [((s.song_id, s.title, s.artist, s.duration_s), base.codes(rows[s.song_id]))
+                         for s in songs], base.config, base.melody_rate_hz)
         n_test = sum(is_test_id(s.song_id, DataConfig.default()) for s in songs)
         description = {"base_songs": size, "of_them_test_songs": n_test, "distractors": 0}
     else:

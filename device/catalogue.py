@@ -17,6 +17,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -159,17 +160,20 @@ def read_songs(path: Path) -> list[SongInfo]:
 
 
 def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
-                    songs: list[tuple[str, str, str, float]], codes: list[np.ndarray],
+                    songs: Iterable[tuple[tuple[str, str, str, float], np.ndarray]],
                     config: IndexConfig, melody_rate_hz: float) -> None:
-    """Writes a complete catalogue directory atomically.
+    """Writes a complete catalogue directory atomically, in memory bounded whatever the
+    number of songs: each song's melody and windows go to disk as it comes (`songs` may
+    be a generator), and Annoy builds its index in the file (on_disk_build).
 
     Everything is written to a temporary sibling directory and swapped in at the end, so a
-    failure leaves any catalogue already at `out_dir` untouched.
+    failure (also one raised by the `songs` generator) leaves any catalogue already at
+    `out_dir` untouched.
 
     Args:
         model_dir_manifest: the model directory's manifest (frontend and "model" section).
-        songs: (song_id, title, artist, duration_s) per song.
-        codes: per song, uint8 (n_frames,) its melody (device.melody.encode).
+        songs: per song ((song_id, title, artist, duration_s), uint8 (n_frames,) its melody
+            (device.melody.encode)).
         melody_rate_hz: melody frames per second.
     """
     out_dir = Path(out_dir).resolve()
@@ -178,23 +182,25 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; a catalogue is an ordinary directory
         index = AnnoyIndex(config.shortlist.dim, config.metric)
-        windows, infos, first, item = [], [], 0, 0
-        for row, ((song_id, title, artist, duration_s), code) in enumerate(zip(songs, codes)):
-            starts, vectors, keys = sl.catalogue_windows(mel.decode(code), config.shortlist)
-            for vector in vectors:
-                index.add_item(item, vector.tolist())
-                item += 1
-            windows.append(np.stack([np.full(starts.size, row, np.float32), starts.astype(np.float32),
-                                     keys], axis=1) if starts.size else np.zeros((0, 3), np.float32))
-            infos.append(SongInfo(song_id, title, artist, first, int(code.size), duration_s))
-            first += int(code.size)
-        table = np.concatenate(windows) if windows else np.zeros((0, 3), np.float32)
+        index.on_disk_build(str(tmp / INDEX_FILE))
+        infos, first, item = [], 0, 0
+        rows_path = tmp / ".windows.raw"  # float32 rows of 3, windows.npy's data
+        with open(tmp / MELODY_FILE, "wb") as melody, open(rows_path, "wb") as rows:
+            for row, ((song_id, title, artist, duration_s), code) in enumerate(songs):
+                code = np.asarray(code, np.uint8)
+                starts, vectors, keys = sl.catalogue_windows(mel.decode(code), config.shortlist)
+                for vector in vectors:
+                    index.add_item(item, vector.tolist())
+                    item += 1
+                np.stack([np.full(starts.size, row, np.float32), starts.astype(np.float32), keys],
+                         axis=1).astype(np.float32).tofile(rows)
+                code.tofile(melody)
+                infos.append(SongInfo(song_id, title, artist, first, int(code.size), duration_s))
+                first += int(code.size)
         index.build(config.n_trees, n_jobs=1)  # n_jobs=1: a deterministic index
-        index.save(str(tmp / INDEX_FILE))
         index.unload()
-        np.save(tmp / WINDOWS_FILE, table.astype(np.float32))
-        np.concatenate([np.asarray(c, np.uint8) for c in codes] or [np.zeros(0, np.uint8)]
-                       ).tofile(tmp / MELODY_FILE)
+        (tmp / INDEX_FILE).chmod(0o644)  # Annoy creates it private, as save() does not
+        _rows_to_npy(rows_path, tmp / WINDOWS_FILE, item)
         shutil.copyfile(model_path, tmp / MODEL_FILE)
         with open(tmp / SONGS_FILE, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
@@ -214,7 +220,7 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
                         "columns": ["song_row", "start_melody_frame", "key_semitones"]},
             "index": {"file": INDEX_FILE, "sha256": mf.sha256_of(tmp / INDEX_FILE),
                       "metric": config.metric, "n_trees": config.n_trees,
-                      "n_items": int(table.shape[0]), "dim": config.shortlist.dim,
+                      "n_items": item, "dim": config.shortlist.dim,
                       "shortlist": config.shortlist.to_dict()},
             "songs": {"file": SONGS_FILE, "sha256": mf.sha256_of(tmp / SONGS_FILE), "count": len(infos)},
         }
@@ -229,3 +235,14 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
             os.replace(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _rows_to_npy(raw: Path, out: Path, n_rows: int, chunk_bytes: int = 1 << 22) -> None:
+    """windows.npy (float32 (n_rows, 3)) from a raw file of its rows, copied in chunks; the
+    raw file is removed."""
+    with open(out, "wb") as handle, open(raw, "rb") as source:
+        np.lib.format.write_array_header_1_0(
+            handle, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                     "fortran_order": False, "shape": (n_rows, 3)})
+        shutil.copyfileobj(source, handle, chunk_bytes)
+    raw.unlink()

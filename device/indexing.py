@@ -88,17 +88,16 @@ def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: 
     files = audio_files(audio_dir)
     if base is not None:
         model_manifest, model_path, config = base.manifest, base.model_path, base.config
-        songs = [(s.song_id, s.title, s.artist, s.duration_s) for s in base.songs]
-        codes = [base.codes(row).copy() for row in range(len(base.songs))]
+        kept = [(s.song_id, s.title, s.artist, s.duration_s) for s in base.songs]
         model_dir = base.directory
     else:
         model_manifest = _read_model_manifest(Path(model_dir))
         model_path = mf.check_file(Path(model_dir), model_manifest["model"], "model")
-        songs, codes = [], []
+        kept = []
     frontend = mf.check_frontend(model_manifest, model_dir)
     melody_config = mel.MelodyConfig(**model_manifest["model"]["melody"])
     time_stride = MelodyModel(model_path).time_stride  # also refuses a broken model early
-    seen = {s[0] for s in songs}
+    seen = {s[0] for s in kept}
     todo = []
     for path in files:
         if path.stem in seen:
@@ -106,36 +105,41 @@ def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: 
         else:
             todo.append(path)
             seen.add(path.stem)
-    skipped = len(files) - len(todo)
-    added = 0
+    counts = {"added": 0, "skipped": len(files) - len(todo)}
     setup = (str(model_path), frontend, melody_config)
-    if workers > 1:
-        pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, setup)
-        heard = pool.imap(_hear, todo, chunksize=4)
-    else:
-        pool = None
-        _start_worker(*setup)
-        heard = map(_hear, todo)
-    try:
-        for number, (path, outcome) in enumerate(zip(todo, heard), 1):
-            if isinstance(outcome, str):
-                log(outcome)
-                skipped += 1
-                continue
-            title, artist = metadata.get(path.stem, (path.stem, ""))
-            songs.append((path.stem, title, artist, outcome[1]))
-            codes.append(outcome[0])
-            added += 1
-            if number % 100 == 0:
-                log(f"heard {number}/{len(todo)} files")
-    finally:
-        if pool is not None:
-            pool.terminate()
-    if added == 0:
-        raise mf.ManifestError(f"{audio_dir}: no new readable audio files; nothing was written")
-    write_catalogue(out_dir, model_manifest, model_path, songs, codes, config,
+
+    def songs():
+        """(song, code) of the base's songs, then of each file as it is heard: the catalogue
+        is written as they come, so memory does not grow with their number."""
+        for row, song in enumerate(kept):
+            yield song, base.codes(row)
+        if workers > 1:
+            pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, setup)
+            heard = pool.imap(_hear, todo, chunksize=4)
+        else:
+            pool = None
+            _start_worker(*setup)
+            heard = map(_hear, todo)
+        try:
+            for number, (path, outcome) in enumerate(zip(todo, heard), 1):
+                if isinstance(outcome, str):
+                    log(outcome)
+                    counts["skipped"] += 1
+                    continue
+                title, artist = metadata.get(path.stem, (path.stem, ""))
+                counts["added"] += 1
+                yield (path.stem, title, artist, outcome[1]), outcome[0]
+                if number % 100 == 0:
+                    log(f"heard {number}/{len(todo)} files")
+        finally:
+            if pool is not None:
+                pool.terminate()
+        if counts["added"] == 0:  # raised inside the writer: nothing is written
+            raise mf.ManifestError(f"{audio_dir}: no new readable audio files; nothing was written")
+
+    write_catalogue(out_dir, model_manifest, model_path, songs(), config,
                     melody_config.frame_rate_hz(frontend, time_stride))
-    return added, skipped
+    return counts["added"], counts["skipped"]
 
 
 def _read_model_manifest(model_dir: Path) -> dict:

@@ -28,6 +28,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,14 +57,8 @@ class BenchConfig:
 def memory_mb() -> dict:
     """This process's memory in MB: peak resident (VmHWM) and, now, its anonymous and
     mapped-file parts (None where /proc is missing; the peak then from getrusage)."""
-    fields = {}
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key in ("VmHWM", "RssAnon", "RssFile"):
-                    fields[key] = int(value.split()[0]) / 1024.0
-    except OSError:
+    fields = _status_mb()
+    if "VmHWM" not in fields:
         import resource
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         fields["VmHWM"] = peak / (1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0)
@@ -129,21 +124,86 @@ def catalogue_size(directory: Path) -> dict:
             "bytes_per_song": round(per_song / max(songs, 1))}
 
 
+# Runs a module as `python -m` does and writes its own VmHWM to stderr at exit: the rusage
+# of a child (os.wait4) would not do, as Linux counts in it the parent's memory at the fork.
+_AS_MAIN = """import atexit, runpy, sys
+def _peak():
+    try:
+        with open('/proc/self/status') as handle:
+            sys.stderr.write(''.join(line for line in handle if line.startswith('VmHWM:')))
+    except OSError:
+        pass
+atexit.register(_peak)
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)
+"""
+
+
+def run_module(module: str, args: list[str], env: dict | None = None, poll_s: float | None = None) -> dict:
+    """Runs `python -m module args` to completion in a child process.
+
+    Args:
+        poll_s: also sample the child's anonymous memory this often (None: do not).
+
+    Returns:
+        {"wall_ms", "cpu_ms" (user + system), "peak_rss_mb" (the child's VmHWM; None
+        without /proc), "peak_anon_mb" (sampled; None unless poll_s)}.
+
+    Raises:
+        RuntimeError: the child failed (with the end of its stderr).
+    """
+    with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: nothing blocks while polling
+        t0 = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-c", _AS_MAIN, module, *args], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=stderr)
+        anon, pid = None, 0
+        while poll_s is not None and pid == 0:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid == 0:
+                anon = max(anon or 0.0, _status_mb(child.pid).get("RssAnon", 0.0))
+                time.sleep(poll_s)
+        if pid == 0:
+            _, status, usage = os.wait4(child.pid, 0)
+        wall = (time.perf_counter() - t0) * 1000.0
+        child.returncode = os.waitstatus_to_exitcode(status)
+        stderr.seek(0)
+        err = stderr.read().decode(errors="replace")
+    if child.returncode != 0:
+        raise RuntimeError(f"python -m {module} {' '.join(args)} failed: {err.strip()[-2000:]}")
+    peak = [float(line.split()[1]) / 1024.0 for line in err.splitlines() if line.startswith("VmHWM:")]
+    return {"wall_ms": wall, "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000.0,
+            "peak_rss_mb": peak[-1] if peak else None, "peak_anon_mb": anon}
+
+
+def _status_mb(pid: int | str = "self") -> dict:
+    """VmHWM, RssAnon and RssFile of a process from /proc (MB; empty without /proc)."""
+    fields = {}
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key in ("VmHWM", "RssAnon", "RssFile"):
+                    fields[key] = int(value.split()[0]) / 1024.0
+    except OSError:
+        pass
+    return fields
+
+
 def _startup(config: BenchConfig) -> dict:
     """Wall time, CPU time (user + system: what a busy machine does not inflate) and peak
     memory of `python -m device.cli --help`, run `repeats` times."""
-    walls, cpus, peaks = [], [], []
-    for _ in range(config.repeats):
-        t0 = time.perf_counter()
-        pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "device.cli", "--help"], os.environ,
-                             file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)])
-        _, status, usage = os.wait4(pid, 0)
-        walls.append((time.perf_counter() - t0) * 1000.0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError("python -m device.cli --help failed")
-        cpus.append((usage.ru_utime + usage.ru_stime) * 1000.0)
-        peaks.append(usage.ru_maxrss / (1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0))
-    return {"wall_ms": _spread(walls), "cpu_ms": _spread(cpus), "peak_rss_mb": round(max(peaks), 1)}
+    runs = [run_module("device.cli", ["--help"]) for _ in range(config.repeats)]
+    peaks = [r["peak_rss_mb"] for r in runs if r["peak_rss_mb"] is not None]
+    return {"wall_ms": _spread([r["wall_ms"] for r in runs]), "cpu_ms": _spread([r["cpu_ms"] for r in runs]),
+            "peak_rss_mb": round(max(peaks), 1) if peaks else None}
+
+
+def _identify_command(path: str, index: str, config: BenchConfig) -> dict:
+    """`hum-search identify FILE` (the whole file) from a cold start, run `repeats` times."""
+    runs = [run_module("device.cli", ["identify", path, "--index", index]) for _ in range(config.repeats)]
+    peaks = [r["peak_rss_mb"] for r in runs if r["peak_rss_mb"] is not None]
+    return {"file": Path(path).name, "wall_ms": _spread([r["wall_ms"] for r in runs]),
+            "cpu_ms": _spread([r["cpu_ms"] for r in runs]), "peak_rss_mb": round(max(peaks), 1) if peaks else None}
 
 
 def _load(index: str) -> dict:
@@ -243,6 +303,7 @@ def run(index: Path, files: list[Path], config: BenchConfig = BenchConfig()) -> 
             "queries": {"files": [Path(f).name for f in files], "seconds": config.query_seconds,
                         "repeats": config.repeats},
             "startup": _startup(config),
+            "identify_command": _identify_command(files[0], index, config),
             "load": _run_phase("load", index=index),
             "identify": _run_phase("identify", index=index, files=files, config=config),
             "stream": _run_phase("stream", index=index, files=files, config=config)}
@@ -280,6 +341,9 @@ def table(report: dict) -> str:
 
     lines.append(row("start-up (hum-search --help)", s["wall_ms"], {"peak_rss_mb": s["peak_rss_mb"]}))
     lines.append(row("  of it CPU (user + system)", s["cpu_ms"]))
+    ic = report["identify_command"]
+    lines.append(row(f"hum-search identify (1 file)", ic["wall_ms"], {"peak_rss_mb": ic["peak_rss_mb"]}))
+    lines.append(row("  of it CPU (user + system)", ic["cpu_ms"]))
     lines.append(row("load: imports", ld["import_ms"]))
     lines.append(row("load: catalogue", ld["catalogue_ms"]))
     lines.append(row("load: model", ld["model_ms"], ld))

@@ -99,10 +99,10 @@ def log_spectrogram(audio: np.ndarray, config: FrontendConfig) -> np.ndarray:
         audio, config.frame_length_samples)[::config.hop_length_samples][:count]
     out = np.empty((count, config.n_bins), dtype=np.float32)
     window, bank = _hann(config.frame_length_samples), _filterbank(config)
-    for start in range(0, count, 4096):  # bounded memory on long recordings
-        chunk = frames[start:start + 4096] * window
+    for start in range(0, count, 512):  # bounded memory: about 12 MB of FFTs at a time
+        chunk = frames[start:start + 512] * window
         magnitude = np.abs(np.fft.rfft(chunk, axis=1)).astype(np.float32)
-        out[start:start + 4096] = magnitude @ bank
+        out[start:start + 512] = magnitude @ bank
     return (20.0 * np.log10(np.maximum(out, 1e-6))).astype(np.float32)
 
 

@@ -54,7 +54,7 @@ def write_synthetic(n_songs: int, seconds: float, out: Path) -> None:
 
 def measured(module: str, args: list[str], runtime: Path) -> tuple[float, float, float]:
     """(wall s, peak RSS MB, peak anonymous MB) of `python -m module args` on a runtime."""
-    r = run_module(module, args, env=dict(os.environ, PYTHONPATH=str(runtime)), poll_s=0.02)
+    r = run_module(module, args, env=dict(os.environ, PYTHONPATH=str(runtime)), poll_s=0.02, cwd=str(runtime))
     return r["wall_ms"] / 1000.0, r["peak_rss_mb"], r["peak_anon_mb"]
 
 

@@ -139,11 +139,15 @@ runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)
 """
 
 
-def run_module(module: str, args: list[str], env: dict | None = None, poll_s: float | None = None) -> dict:
+def run_module(module: str, args: list[str], env: dict | None = None, poll_s: float | None = None,
+               cwd: str | None = None) -> dict:
     """Runs `python -m module args` to completion in a child process.
 
     Args:
+        env: its environment (None: ours).
         poll_s: also sample the child's anonymous memory this often (None: do not).
+        cwd: its working directory, which comes first on its sys.path as with `python -m`
+            (None: ours).
 
     Returns:
         {"wall_ms", "cpu_ms" (user + system), "peak_rss_mb" (the child's VmHWM; None
@@ -154,7 +158,7 @@ def run_module(module: str, args: list[str], env: dict | None = None, poll_s: fl
     """
     with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: nothing blocks while polling
         t0 = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-c", _AS_MAIN, module, *args], env=env,
+        child = subprocess.Popen([sys.executable, "-c", _AS_MAIN, module, *args], env=env, cwd=cwd,
                                  stdout=subprocess.DEVNULL, stderr=stderr)
         anon, pid = None, 0
         while poll_s is not None and pid == 0:

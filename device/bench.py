@@ -4,7 +4,9 @@ Every phase runs in a fresh Python process (`python -m device.bench PHASE_JSON`)
 peak resident memory is its own and nothing is warm that a user's first command would
 find cold:
 
-    startup    `python -m device.cli --help`: wall time and peak memory (os.wait4).
+    startup    `python -m device.cli --help`, `repeats` times: wall and CPU time, peak
+               memory (the child's own VmHWM, see run_module).
+    identify_command  `hum-search identify` of the first query, whole, likewise.
     load       importing the runtime, loading the catalogue, loading the melody model.
     identify   the queries cut to `query_seconds` (the shipped demo hums by default),
                each identified `repeats` times: per-stage milliseconds (decode, frontend,
@@ -346,7 +348,7 @@ def table(report: dict) -> str:
     lines.append(row("start-up (hum-search --help)", s["wall_ms"], {"peak_rss_mb": s["peak_rss_mb"]}))
     lines.append(row("  of it CPU (user + system)", s["cpu_ms"]))
     ic = report["identify_command"]
-    lines.append(row(f"hum-search identify (1 file)", ic["wall_ms"], {"peak_rss_mb": ic["peak_rss_mb"]}))
+    lines.append(row("hum-search identify (1 file)", ic["wall_ms"], {"peak_rss_mb": ic["peak_rss_mb"]}))
     lines.append(row("  of it CPU (user + system)", ic["cpu_ms"]))
     lines.append(row("load: imports", ld["import_ms"]))
     lines.append(row("load: catalogue", ld["catalogue_ms"]))

@@ -4,7 +4,8 @@
 
 In-catalogue queries: hums of catalogue songs that were used in training (the held-out
 test songs stay untouched). Out-of-catalogue queries: hums of Nottingham tunes (never in
-the catalogue), plus noise. For each query the best and runner-up scores are recorded;
+the catalogue), noise, and speech (espeak-ng readings, other seeds than
+benchmarks.false_accepts'; skipped with a note when espeak-ng is missing). For each query the best and runner-up scores are recorded;
 the summary gives, for a grid of (min_score, min_margin), the share of in-catalogue
 queries correctly matched and of out-of-catalogue queries falsely accepted, and the pair
 that maximises correct matches with at most --max-false-accepts false accepts.
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import false_accepts
 from converter.package import catalogue_songs
 from device import assets
 from device import manifest as mf

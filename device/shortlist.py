@@ -23,6 +23,10 @@ class ShortlistConfig:
         catalogue_hop_frames: melody frames between catalogue windows.
         query_hop_frames: query frames between query windows (at scale 1).
         scales: query frames per song frame tried (the hum's tempo relative to the song).
+            A window's vector is sensitive to timing: scales 7.5% apart and a 3-frame query
+            hop put some query window within 1.5 frames and 4% of tempo of every catalogue
+            window (against 14% and 6 frames, this lifted held-out hums' top-1 from 0.47 to
+            0.53 and mir1k voices' from 0.81 to 0.89 at 1,200 songs).
         min_voiced: windows with a smaller share of melody frames are not vectors.
         neighbours: Annoy neighbours per query vector.
         candidates: songs passed to the alignment.
@@ -31,8 +35,8 @@ class ShortlistConfig:
     window_frames: int = 48
     points: int = 16
     catalogue_hop_frames: int = 12
-    query_hop_frames: int = 6
-    scales: tuple[float, ...] = (0.75, 0.87, 1.0, 1.15, 1.33)
+    query_hop_frames: int = 3
+    scales: tuple[float, ...] = (0.75, 0.806, 0.865, 0.93, 1.0, 1.073, 1.153, 1.238, 1.33)
     min_voiced: float = 0.5
     neighbours: int = 100
     candidates: int = 30

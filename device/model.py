@@ -28,6 +28,10 @@ class ModelError(Exception):
     """The model cannot be loaded or does not have the expected signature."""
 
 
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
 def load_interpreter_class(prefer: str | None = None):
     """Returns (backend name, Interpreter class) of the first runtime that imports.
 
@@ -87,7 +91,7 @@ class MelodyModel:
                 self._interpreter = interpreter_class(model_path=str(model_path), num_threads=num_threads)
                 self._runner = self._interpreter.get_signature_runner(SIGNATURE)
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{model_path}: not a usable melody model ({exc})") from exc
+            raise ModelError(f"{model_path}: not a usable melody model ({_one_line(exc)})") from exc
         inputs, outputs = self._runner.get_input_details(), self._runner.get_output_details()
         if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
             raise ModelError(f"{model_path}: signature '{SIGNATURE}' lacks "
@@ -100,8 +104,15 @@ class MelodyModel:
                 or self.input_shape[0] % self.output_shape[0]:
             raise ModelError(f"{model_path}: shapes {self.input_shape} -> {self.output_shape} "
                              "are not those of a melody model")
-        with _quiet_native_stderr():  # the CPU delegate announces itself on the first run
-            self.salience(np.zeros((1, *self.input_shape), dtype=np.float32))
+        for tensor in (self._in, self._out):
+            scale = tensor["quantization"][0]
+            if tensor["dtype"] != np.float32 and not (np.isfinite(scale) and scale > 0):
+                raise ModelError(f"{model_path}: quantization scale {scale} of '{tensor['name']}' is unusable")
+        try:
+            with _quiet_native_stderr():  # the CPU delegate announces itself on the first run
+                self.salience(np.zeros((1, *self.input_shape), dtype=np.float32))
+        except (ValueError, RuntimeError) as exc:  # e.g. "failed to prepare" on a damaged model
+            raise ModelError(f"{model_path}: not a usable melody model ({_one_line(exc)})") from exc
 
     @property
     def time_stride(self) -> int:

@@ -58,3 +58,38 @@ def written_catalogue(tmp_path_factory) -> Path:
                              str(out), "--metadata", str(audio_dir / "meta.csv")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return out
+
+
+def tone(path: Path, midi: list[float], seconds_each: float = 1.5) -> Path:
+    """A few sung-like notes (three harmonics each) at the frontend's rate: enough melody to
+    index, no renderer needed."""
+    import numpy as np
+    import soundfile
+
+    from device.frontend import FrontendConfig
+    rate = FrontendConfig().sample_rate_hz
+    t = np.arange(int(rate * seconds_each)) / rate
+    notes = [sum(0.2 / k * np.sin(2 * np.pi * k * 440 * 2 ** ((m - 69) / 12) * t) for k in (1, 2, 3))
+             for m in midi]
+    soundfile.write(path, np.concatenate(notes).astype(np.float32), rate)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tone_songs(tmp_path_factory) -> Path:
+    """A folder of two recordings of 16 notes each (24 s: enough shortlist windows for an
+    Annoy index with splits and item lists)."""
+    folder = tmp_path_factory.mktemp("tone_songs")
+    tone(folder / "rising.wav", [60, 62, 64, 65, 67, 69, 71, 72, 67, 64, 60, 65, 69, 72, 74, 76])
+    tone(folder / "falling.wav", [72, 71, 69, 67, 65, 64, 62, 60, 64, 67, 71, 69, 65, 62, 59, 57])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tone_catalogue(tone_songs, tmp_path_factory) -> Path:
+    """A catalogue of `tone_songs` built with the shipped model (read it, never change it)."""
+    from device import indexing
+    from device.assets import default_model_dir
+    out = tmp_path_factory.mktemp("tone_catalogue") / "cat"
+    indexing.build(tone_songs, out, default_model_dir(), log=lambda line: None)
+    return out

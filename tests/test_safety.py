@@ -19,30 +19,13 @@ import soundfile
 from device import assets, manifest
 from device.cli import main
 from device.frontend import FrontendConfig
+from conftest import tone
 
 RATE = FrontendConfig().sample_rate_hz
 
 
 def hum_search(*args, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "device.cli", *args], capture_output=True, **kwargs)
-
-
-def tone(path: Path, midi: list[float], seconds_each: float = 1.5) -> Path:
-    """A few sung-like notes (harmonics), enough melody to index."""
-    t = np.arange(int(RATE * seconds_each)) / RATE
-    notes = [sum(0.2 / k * np.sin(2 * np.pi * k * 440 * 2 ** ((m - 69) / 12) * t) for k in (1, 2, 3))
-             for m in midi]
-    soundfile.write(path, np.concatenate(notes).astype(np.float32), RATE)
-    return path
-
-
-@pytest.fixture(scope="module")
-def songs(tmp_path_factory) -> Path:
-    """A folder of two short recordings."""
-    folder = tmp_path_factory.mktemp("songs")
-    tone(folder / "rising.wav", [60, 62, 64, 65, 67])
-    tone(folder / "falling.wav", [72, 71, 69, 67, 65])
-    return folder
 
 
 def snapshot(folder: Path) -> dict:
@@ -58,9 +41,9 @@ def one_line_error(capsys) -> str:
 
 @pytest.mark.parametrize("case", ["notes", "cwd", "audio_dir", "contains_audio_dir", "regular_file",
                                   "catalogue_plus_notes", "other_manifest"])
-def test_build_never_replaces_what_it_did_not_write(tmp_path, songs, monkeypatch, capsys, case):
+def test_build_never_replaces_what_it_did_not_write(tmp_path, tone_songs, monkeypatch, capsys, case):
     audio = tmp_path / "audio"
-    shutil.copytree(songs, audio)
+    shutil.copytree(tone_songs, audio)
     target = tmp_path / "v"
     if case == "notes":
         target.mkdir()
@@ -89,9 +72,9 @@ def test_build_never_replaces_what_it_did_not_write(tmp_path, songs, monkeypatch
     assert snapshot(tmp_path) == before
 
 
-def test_index_add_out_never_replaces_what_it_did_not_write(tmp_path, songs, capsys):
+def test_index_add_out_never_replaces_what_it_did_not_write(tmp_path, tone_songs, capsys):
     catalogue, elsewhere = tmp_path / "cat", tmp_path / "elsewhere"
-    assert main(["index", "build", str(songs), "--out", str(catalogue)]) == 0
+    assert main(["index", "build", str(tone_songs), "--out", str(catalogue)]) == 0
     elsewhere.mkdir()
     (elsewhere / "notes.txt").write_text("precious")
     more = tmp_path / "more"
@@ -106,12 +89,12 @@ def test_index_add_out_never_replaces_what_it_did_not_write(tmp_path, songs, cap
     assert snapshot(tmp_path) == before
 
 
-def test_an_empty_folder_and_its_own_catalogue_are_replaced(tmp_path, songs):
+def test_an_empty_folder_and_its_own_catalogue_are_replaced(tmp_path, tone_songs):
     out = tmp_path / "cat"
     out.mkdir()
-    assert main(["index", "build", str(songs), "--out", str(out)]) == 0
+    assert main(["index", "build", str(tone_songs), "--out", str(out)]) == 0
     first = manifest.sha256_of(out / "songs.csv")
-    assert main(["index", "build", str(songs), "--out", str(out), "--trees", "3"]) == 0
+    assert main(["index", "build", str(tone_songs), "--out", str(out), "--trees", "3"]) == 0
     assert json.loads((out / "manifest.json").read_text())["index"]["n_trees"] == 3
     assert manifest.sha256_of(out / "songs.csv") == first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cat"]  # nothing hidden left beside it
@@ -122,9 +105,9 @@ def dead_pid() -> int:
                               capture_output=True, text=True).stdout)
 
 
-def test_a_killed_write_is_cleaned_up_and_the_catalogue_it_moved_aside_restored(tmp_path, songs):
+def test_a_killed_write_is_cleaned_up_and_the_catalogue_it_moved_aside_restored(tmp_path, tone_songs):
     catalogue = tmp_path / "cat"
-    assert main(["index", "build", str(songs), "--out", str(catalogue)]) == 0
+    assert main(["index", "build", str(tone_songs), "--out", str(catalogue)]) == 0
     before = snapshot(catalogue)
     pid = dead_pid()
     # what SIGKILL between the two renames of a replacement leaves: the old catalogue moved
@@ -143,9 +126,9 @@ def test_a_killed_write_is_cleaned_up_and_the_catalogue_it_moved_aside_restored(
     assert after[Path("songs.csv")].decode().splitlines()[:len(old_songs)] == old_songs
 
 
-def test_a_real_kill_mid_write_leaves_only_what_the_next_run_cleans(tmp_path, songs):
+def test_a_real_kill_mid_write_leaves_only_what_the_next_run_cleans(tmp_path, tone_songs):
     catalogue = tmp_path / "cat"
-    assert main(["index", "build", str(songs), "--out", str(catalogue)]) == 0
+    assert main(["index", "build", str(tone_songs), "--out", str(catalogue)]) == 0
     before = snapshot(catalogue)
     more = tmp_path / "more"
     more.mkdir()
@@ -163,15 +146,15 @@ def test_a_real_kill_mid_write_leaves_only_what_the_next_run_cleans(tmp_path, so
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cat", "more"]
 
 
-def test_a_full_disk_during_build_is_one_line_and_keeps_the_old_catalogue(tmp_path, songs):
+def test_a_full_disk_during_build_is_one_line_and_keeps_the_old_catalogue(tmp_path, tone_songs):
     catalogue = tmp_path / "cat"
-    assert main(["index", "build", str(songs), "--out", str(catalogue)]) == 0
+    assert main(["index", "build", str(tone_songs), "--out", str(catalogue)]) == 0
     before = snapshot(catalogue)
 
     def small_disk():  # writes past 10 kB fail with EFBIG, as on a full disk with ENOSPC
         resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    run = hum_search("index", "build", str(songs), "--out", str(catalogue), "--trees", "2",
+    run = hum_search("index", "build", str(tone_songs), "--out", str(catalogue), "--trees", "2",
                      preexec_fn=small_disk, text=True, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
     assert run.returncode == 2, run.stderr
     assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
@@ -207,9 +190,9 @@ def test_a_file_name_that_is_not_utf8_is_printed_safely_and_the_next_file_answer
             assert any(line.startswith(f"{demo}: ") for line in lines)
 
 
-def test_index_build_skips_and_counts_what_it_cannot_hear(tmp_path, songs, capsys):
+def test_index_build_skips_and_counts_what_it_cannot_hear(tmp_path, tone_songs, capsys):
     audio = tmp_path / "audio"
-    shutil.copytree(songs, audio)
+    shutil.copytree(tone_songs, audio)
     soundfile.write(audio / "one-sample.wav", np.zeros(1, np.float32), RATE)
     tone(audio / "short.wav", [60, 62], seconds_each=1.0)  # 2 s: less than one model window
     (audio / "random.wav").write_bytes(np.random.default_rng(0).bytes(50_000))
@@ -232,34 +215,34 @@ def test_index_build_skips_and_counts_what_it_cannot_hear(tmp_path, songs, capsy
     assert sorted(r.split(",")[0] for r in rows) == ["falling", "rising"]
 
 
-def test_a_metadata_csv_with_a_byte_order_mark_is_read(tmp_path, songs):
+def test_a_metadata_csv_with_a_byte_order_mark_is_read(tmp_path, tone_songs):
     meta = tmp_path / "meta.csv"
     meta.write_text("song_id,title,artist\nrising,Up We Go,Someone\n", encoding="utf-8-sig")
-    assert main(["index", "build", str(songs), "--out", str(tmp_path / "cat"), "--metadata", str(meta)]) == 0
+    assert main(["index", "build", str(tone_songs), "--out", str(tmp_path / "cat"), "--metadata", str(meta)]) == 0
     assert "rising,Up We Go,Someone," in (tmp_path / "cat" / "songs.csv").read_text()
 
 
-def test_titles_cannot_drive_the_terminal_or_forge_result_lines(tmp_path, songs, capsys):
+def test_titles_cannot_drive_the_terminal_or_forge_result_lines(tmp_path, tone_songs, capsys):
     evil = "Up\x1b[2J\x1b]0;pwned\x07\r\nfake.wav: Forged Song"
     meta = tmp_path / "meta.csv"
     with open(meta, "w", newline="", encoding="utf-8") as handle:
         handle.write('song_id,title,artist\nrising,"' + evil + '","Art\x1b[31mist"\n')
     catalogue = tmp_path / "cat"
-    assert main(["index", "build", str(songs), "--out", str(catalogue), "--metadata", str(meta)]) == 0
+    assert main(["index", "build", str(tone_songs), "--out", str(catalogue), "--metadata", str(meta)]) == 0
     capsys.readouterr()
-    main(["identify", str(songs / "rising.wav"), "--index", str(catalogue), "--top", "2"])
+    main(["identify", str(tone_songs / "rising.wav"), "--index", str(catalogue), "--top", "2"])
     human = capsys.readouterr().out
     assert "\x1b" not in human and "\r" not in human and "\x07" not in human
     assert not any(line.startswith("fake.wav") for line in human.splitlines())
     assert "Up\\x1b[2J" in human
-    main(["identify", str(songs / "rising.wav"), "--index", str(catalogue), "--top", "2", "--json"])
+    main(["identify", str(tone_songs / "rising.wav"), "--index", str(catalogue), "--top", "2", "--json"])
     titles = [m["title"] for m in json.loads(capsys.readouterr().out)["matches"]]
     assert evil in titles  # JSON carries the title exactly; its encoder escapes it
 
 
-def test_bad_numbers_on_the_command_line_are_usage_errors(tmp_path, songs, capsys):
+def test_bad_numbers_on_the_command_line_are_usage_errors(tmp_path, tone_songs, capsys):
     for option in (["--trees", "0"], ["--window-hop", "-100"], ["--workers", "x"]):
         with pytest.raises(SystemExit) as exit_:
-            main(["index", "build", str(songs), "--out", str(tmp_path / "cat"), *option])
+            main(["index", "build", str(tone_songs), "--out", str(tmp_path / "cat"), *option])
         assert exit_.value.code == 2
     assert not (tmp_path / "cat").exists()

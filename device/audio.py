@@ -196,8 +196,9 @@ def _libsndfile_blocks(handle: soundfile.SoundFile, limit: _Limit, name: str) ->
         try:
             block = handle.read(frames, dtype="float32", always_2d=True)
         except (soundfile.LibsndfileError, RuntimeError, ValueError, MemoryError) as exc:
+            why = getattr(exc, "error_string", str(exc))
             raise AudioError(f"{name}: damaged or truncated {handle.format} file "
-                             f"(libsndfile: {' '.join(str(exc).split())})") from exc
+                             f"(libsndfile: {' '.join(why.split())[:120]})") from exc
         if block.shape[0]:
             yield limit.push(block.mean(axis=1, dtype=np.float32))
         if block.shape[0] < frames:
@@ -277,7 +278,7 @@ def audio_blocks(path: str | Path, sample_rate_hz: int, max_seconds: float = MAX
         try:
             sound = soundfile.SoundFile(fd, closefd=False)  # by descriptor: the file just checked
         except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-            why = " ".join(str(exc).split())[:120]
+            why = " ".join(getattr(exc, "error_string", str(exc)).split())[:120]  # without "Error opening <fd>"
         else:
             with sound:
                 limit = _Limit(check_rate(sound.samplerate, sample_rate_hz, name), sample_rate_hz,

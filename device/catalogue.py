@@ -97,10 +97,10 @@ class Catalogue:
         except ValueError as exc:
             raise mf.ManifestError(f"{self.directory}: {exc}") from exc
         n_items = int(section["n_items"])
+        if melody_path.stat().st_size != self.manifest["melody"]["frames"]:  # before reading it
+            raise mf.ManifestError(f"{melody_path}: {melody_path.stat().st_size} melody frames, the manifest "
+                                   f"says {self.manifest['melody']['frames']}")
         self._codes = np.fromfile(melody_path, dtype=np.uint8)
-        if self._codes.size != self.manifest["melody"]["frames"]:
-            raise mf.ManifestError(f"{melody_path}: {self._codes.size} melody frames, the manifest says "
-                                   f"{self.manifest['melody']['frames']}")
         self.songs = read_songs(songs_path, self.manifest["songs"]["count"], self._codes.size)
         self._windows = read_windows(windows_path, n_items, self.songs)
         try:
@@ -171,6 +171,8 @@ def read_songs(path: Path, count: int, total_frames: int) -> list[SongInfo]:
                 if len(row) != len(SONG_COLUMNS) or max(map(len, row)) > MAX_FIELD_CHARS:
                     raise ValueError(f"line {number}: not {len(SONG_COLUMNS)} fields of at most "
                                      f"{MAX_FIELD_CHARS} characters")
+                if len(songs) == count:
+                    raise ValueError(f"line {number}: more songs than the manifest's {count}")
                 song = SongInfo(row[0], row[1], row[2], int(row[3]), int(row[4]), float(row[5]))
                 if song.first_frame != first or not 0 <= song.n_frames <= total_frames - first:
                     raise ValueError(f"line {number}: frames {song.first_frame}+{song.n_frames} do not "

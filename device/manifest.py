@@ -162,7 +162,7 @@ SCHEMAS = {
                       "catalogue_hop_frames": Int(1, 10_000), "query_hop_frames": Int(1, 10_000),
                       "scales": Items(Real(0.1, 10.0), 1, 32), "min_voiced": Real(0.0, 1.0),
                       "neighbours": Int(1, 10_000), "candidates": Int(1, 10_000)})},
-        "songs": {"file": FILE, "sha256": SHA256, "count": Int(0, 10 ** 8)},
+        "songs": {"file": FILE, "sha256": SHA256, "count": Int(0, 10 ** 7)},
     },
 }
 

@@ -68,9 +68,9 @@ def _plot(recognizer: Recognizer, audio, result: Result, args: argparse.Namespac
         target = out if rank == 1 else out.with_name(f"{out.stem}-runner-up{out.suffix}")
         try:
             explain.plot(recognizer, audio, result, target, rank)
-            print(f"  figure: {target}", file=sys.stderr)
+            print(f"  figure: {printable(str(target))}", file=sys.stderr)
         except explain.PlotError as exc:
-            print(f"hum-search: {path}: {exc}", file=sys.stderr)
+            print(f"hum-search: {printable(path)}: {printable(str(exc))}", file=sys.stderr)
 
 
 def cmd_identify(args: argparse.Namespace) -> int:

@@ -15,18 +15,19 @@ from __future__ import annotations
 import csv
 import dataclasses
 import shutil
+import tokenize
 from pathlib import Path
 
 import numpy as np
 from annoy import AnnoyIndex
 
-from device import annoy_file
+from device import annoy_file, assets
 from device.frontend import FrontendConfig
 from device import manifest as mf
 from device import melody as mel
 from device import shortlist as sl
 from device.matcher import MatcherConfig
-from device.model import MelodyModel, ModelError
+from device.model import MelodyModel, ModelError, check_in_child
 from device.safe_write import replace_directory
 
 INDEX_FILE = "index.ann"
@@ -112,7 +113,7 @@ class Catalogue:
 
     def open_model(self, num_threads: int | None = None) -> MelodyModel:
         """The catalogue's melody model, checked against the frontend it was made with."""
-        return open_model(self.model_path, self.frontend, num_threads)
+        return open_model(self.model_path, self.manifest["model"]["sha256"], self.frontend, num_threads)
 
     @property
     def n_items(self) -> int:
@@ -147,8 +148,25 @@ class Catalogue:
         self._index.unload()
 
 
-def open_model(path: Path, frontend: FrontendConfig, num_threads: int | None = None) -> MelodyModel:
-    """A melody model whose windows are the frontend's (window_frames, n_bins)."""
+def open_model(path: Path, sha256: str, frontend: FrontendConfig, num_threads: int | None = None) -> MelodyModel:
+    """A melody model whose windows are the frontend's (window_frames, n_bins).
+
+    A model other than the shipped one runs once in a child process first (a damaged one
+    can abort the interpreter); its checksum is then noted (assets.models_run_dir), so
+    that this costs about a second once per model, not per run.
+
+    Args:
+        sha256: the model file's checksum, as verified against its manifest.
+    """
+    shipped = mf.read(assets.default_model_dir(), mf.MODEL_FORMAT)["model"]["sha256"]
+    noted = assets.models_run_dir() / sha256
+    if sha256 != shipped and not noted.is_file():
+        check_in_child(path)
+        try:
+            noted.parent.mkdir(parents=True, exist_ok=True)
+            noted.touch()
+        except OSError:  # a read-only home: the check runs again next time
+            pass
     model = MelodyModel(path, num_threads=num_threads)
     expected = (frontend.window_frames, frontend.n_bins)
     if model.input_shape != expected:
@@ -200,7 +218,7 @@ def read_windows(path: Path, n_items: int, songs: list[SongInfo]) -> np.ndarray:
                 raise ValueError(f"npy version {version} is not one numpy.save writes")
             shape, fortran, dtype = NPY_HEADERS[version](handle)
             offset = handle.tell()
-    except (OSError, ValueError, TypeError, SyntaxError, RecursionError, MemoryError) as exc:
+    except (OSError, ValueError, TypeError, SyntaxError, tokenize.TokenError, RecursionError, MemoryError) as exc:
         raise mf.ManifestError(f"{path}: unreadable windows ({mf.one_line(exc)[:200]})") from exc
     if shape != (n_items, 3) or fortran or dtype != np.dtype("<f4") \
             or path.stat().st_size != offset + n_items * 12:
@@ -211,7 +229,7 @@ def read_windows(path: Path, n_items: int, songs: list[SongInfo]) -> np.ndarray:
     n_frames = np.array([s.n_frames for s in songs] or [0])
     valid = (np.isfinite(windows).all(axis=1) & (rows >= 0) & (rows < len(songs)) & (rows == np.round(rows))
              & (keys >= 0) & (keys <= 12))
-    valid &= (starts >= 0) & (starts <= n_frames[np.clip(rows, 0, max(len(songs) - 1, 0)).astype(np.int64)])
+    valid &= (starts >= 0) & (starts <= n_frames[np.where(valid, rows, 0).astype(np.int64)])
     if not valid.all():
         bad = int(np.argmin(valid))
         raise mf.ManifestError(f"{path}: window {bad} ({windows[bad].tolist()}) is not in a song of the list")

@@ -121,7 +121,7 @@ def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: 
         songs, codes = [], []
     frontend = mf.check_frontend(model_manifest, model_dir)
     melody_config = mel.MelodyConfig(**model_manifest["model"]["melody"])
-    time_stride = open_model(model_path, frontend).time_stride  # also refuses a broken model early
+    time_stride = open_model(model_path, model_manifest["model"]["sha256"], frontend).time_stride  # refuses a broken model early
     seen = {s[0] for s in songs}
     todo = []
     for path in files:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -68,6 +69,24 @@ def _quiet_native_stderr():
     finally:
         os.dup2(saved, fd)
         os.close(saved)
+
+
+def check_in_child(model_path: str | Path, timeout_s: float = 120.0) -> None:
+    """Loads and runs the model once in a child process. A damaged model can abort the
+    native interpreter (SIGABRT in a kernel), which no Python code survives; here the
+    child's death becomes a ModelError. A Python-level failure in the child is left to the
+    in-process load, which reports it in one line."""
+    code = "import sys; from device.model import MelodyModel; MelodyModel(sys.argv[1], num_threads=1)"
+    here = str(Path(__file__).resolve().parents[1])  # the child imports this very package
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p))
+    try:
+        run = subprocess.run([sys.executable, "-c", code, str(model_path)], capture_output=True,
+                             timeout=timeout_s, env=env, check=False)
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"{model_path}: the interpreter did not finish one run in {timeout_s:.0f} s") from None
+    if run.returncode < 0:
+        raise ModelError(f"{model_path}: the interpreter crashed running it (signal {-run.returncode}); "
+                         "the model is damaged")
 
 
 class MelodyModel:

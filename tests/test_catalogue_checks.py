@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from device import annoy_file, manifest
+from device import annoy_file, assets, manifest
 from device.catalogue import Catalogue
 from device.cli import main
 from device.model import MelodyModel, ModelError
@@ -143,6 +145,9 @@ def npy_edit(change):
 
 
 @pytest.mark.parametrize("case,edit", [
+    ("a header numpy cannot tokenize", lambda raw: raw.replace(b", }", b", (", 1)),  # TokenError
+    ("a NaN song row", npy_edit(lambda t: t.__setitem__((0, 0), np.nan))),
+    ("a song row of 2^31", npy_edit(lambda t: t.__setitem__((0, 0), 2.0 ** 31))),
     ("a header claiming 2^40 rows", lambda raw: raw.replace(b"'shape': (", b"'shape': (1099511627776, 3), 'x': (", 1)),
     ("a truncated table", lambda raw: raw[:-5]),
     ("a song row out of range", npy_edit(lambda t: t.__setitem__((0, 0), 999))),
@@ -201,7 +206,6 @@ def test_an_annoy_file_of_the_wrong_size_is_refused(tone_catalogue, tmp_path, ca
 
 
 def test_the_shipped_and_built_catalogues_pass_every_check(tone_catalogue):
-    from device import assets
     for directory in (assets.default_catalogue_dir(), tone_catalogue):
         assert len(Catalogue(directory).songs) >= 2
 
@@ -233,3 +237,16 @@ def test_a_model_with_a_damaged_zero_point_is_one_line_not_a_traceback(tone_cata
     assert main(["info", "--index", str(catalogue)]) == 2  # info validates the model too
     err = capsys.readouterr().err
     assert "not a usable melody model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_model_that_aborts_the_interpreter_is_one_line_not_a_dead_process(tone_catalogue, tmp_path):
+    # benchmarks.fuzz (seed 15, model case 231) found it: 1,368 bytes of the shipped model
+    # zeroed from offset 16,222 make a kernel abort (SIGABRT) at the first run
+    catalogue = damaged(tone_catalogue, tmp_path, "model.tflite",
+                        lambda raw: raw[:16_222] + bytes(1368) + raw[16_222 + 1368:])
+    for command in (["info"], ["identify", str(sorted(assets.demo_dir().glob("*.wav"))[0])]):
+        run = subprocess.run([sys.executable, "-m", "device.cli", *command, "--index", str(catalogue)],
+                             capture_output=True, text=True)
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.startswith("hum-search: ") and "crashed running it (signal 6)" in run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1

@@ -504,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="hum-fuzz-") as tmp:
         work = Path(tmp)
+        os.environ["XDG_CACHE_HOME"] = str(work / "cache")  # models noted as run: not in ~/.cache
         small_catalogue(work)
         bases = base_recordings(work / "bases")
         good = work / "good.wav"

@@ -6,6 +6,7 @@ editable checkout alike.
 """
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -34,3 +35,10 @@ def default_catalogue_dir() -> Path:
 def demo_dir() -> Path:
     """Demo hum recordings identified by `hum-search demo` and `./run demo`."""
     return assets_dir() / "demo"
+
+
+def models_run_dir() -> Path:
+    """Where the checksums of models that have run once in a child process are noted
+    (device.catalogue.open_model): $XDG_CACHE_HOME/hum-search/models-run."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "hum-search" / "models-run"

@@ -7,7 +7,8 @@ find cold:
     startup    `python -m device.cli --help`, `repeats` times: wall and CPU time, peak
                memory (the child's own VmHWM, see run_module).
     identify_command  `hum-search identify` of the first query, whole, likewise.
-    load       importing the runtime, loading the catalogue, loading the melody model.
+    load       importing the runtime, loading the catalogue (its checks included) and the
+               melody model.
     identify   the queries cut to `query_seconds` (the shipped demo hums by default),
                each identified `repeats` times: per-stage milliseconds (decode, frontend,
                model, shortlist, alignment, decision; the model also per window), median
@@ -204,11 +205,17 @@ def _startup(config: BenchConfig) -> dict:
             "peak_rss_mb": round(max(peaks), 1) if peaks else None}
 
 
+def _name(path: str) -> str:
+    """A file's name escaped for printing (device.audio.printable)."""
+    from device.audio import printable
+    return printable(Path(path).name)
+
+
 def _identify_command(path: str, index: str, config: BenchConfig) -> dict:
     """`hum-search identify FILE` (the whole file) from a cold start, run `repeats` times."""
     runs = [run_module("device.cli", ["identify", path, "--index", index]) for _ in range(config.repeats)]
     peaks = [r["peak_rss_mb"] for r in runs if r["peak_rss_mb"] is not None]
-    return {"file": Path(path).name, "wall_ms": _spread([r["wall_ms"] for r in runs]),
+    return {"file": _name(path), "wall_ms": _spread([r["wall_ms"] for r in runs]),
             "cpu_ms": _spread([r["cpu_ms"] for r in runs]), "peak_rss_mb": round(max(peaks), 1) if peaks else None}
 
 
@@ -216,11 +223,10 @@ def _load(index: str) -> dict:
     """Phase: import the runtime, load the catalogue and the model."""
     t0 = time.perf_counter()
     from device.catalogue import Catalogue
-    from device.model import MelodyModel
     t1 = time.perf_counter()
     catalogue = Catalogue(index)
     t2 = time.perf_counter()
-    model = MelodyModel(catalogue.model_path)
+    model = catalogue.open_model()
     t3 = time.perf_counter()
     ms = lambda a, b: round((b - a) * 1000.0, 2)
     return {"import_ms": ms(t0, t1), "catalogue_ms": ms(t1, t2), "model_ms": ms(t2, t3),
@@ -234,11 +240,12 @@ def _queries(files: list[str], rate_hz: int, seconds: float):
         t0 = time.perf_counter()
         audio = load_audio(path, rate_hz)
         decode_ms = (time.perf_counter() - t0) * 1000.0
-        yield Path(path).name, audio[:int(round(seconds * rate_hz))], decode_ms
+        yield _name(path), audio[:int(round(seconds * rate_hz))], decode_ms
 
 
 def _identify(index: str, files: list[str], config: BenchConfig) -> dict:
     """Phase: identify each query `repeats` times; per-stage median and p90."""
+    from device.audio import printable
     from device.catalogue import Catalogue
     from device.recognizer import Recognizer
     recognizer = Recognizer(Catalogue(index))
@@ -256,7 +263,7 @@ def _identify(index: str, files: list[str], config: BenchConfig) -> dict:
             if len(answers) < len(files):
                 best = result.matches[0] if result.matches else None
                 answers.append({"file": name, "audio_s": round(audio.size / rate, 2),
-                                "decision": result.decision, "song_id": best.song_id if best else None,
+                                "decision": result.decision, "song_id": printable(best.song_id) if best else None,
                                 "score": round(best.score, 4) if best else None})
     return {"stages_ms": {name: _spread(values) for name, values in stages.items()},
             "model_per_window_ms": _spread(per_window), "answers": answers, **memory_mb()}
@@ -306,7 +313,7 @@ def run(index: Path, files: list[Path], config: BenchConfig = BenchConfig()) -> 
     """Every phase; one JSON-ready dict (see the module docstring)."""
     index, files = str(index), [str(f) for f in files]
     return {"bench": BENCH_FORMAT, "machine": machine(), "catalogue": catalogue_size(Path(index)),
-            "queries": {"files": [Path(f).name for f in files], "seconds": config.query_seconds,
+            "queries": {"files": [_name(f) for f in files], "seconds": config.query_seconds,
                         "repeats": config.repeats},
             "startup": _startup(config),
             "identify_command": _identify_command(files[0], index, config),

@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import os
 import shutil
-import tempfile
+import tokenize
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from annoy import AnnoyIndex
 
+from device import annoy_file, assets
+from device.frontend import FrontendConfig
 from device import manifest as mf
 from device import melody as mel
 from device import shortlist as sl
 from device.matcher import MatcherConfig
+from device.model import MelodyModel, ModelError, check_in_child
+from device.safe_write import replace_directory
 
 INDEX_FILE = "index.ann"
 MELODY_FILE = "melody.bin"
@@ -34,6 +37,8 @@ WINDOWS_FILE = "windows.npy"
 SONGS_FILE = "songs.csv"
 MODEL_FILE = "model.tflite"
 SONG_COLUMNS = ("song_id", "title", "artist", "first_frame", "n_frames", "duration_s")
+MAX_FIELD_CHARS = 4096  # per songs.csv field
+NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,47 +79,46 @@ class Catalogue:
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise mf.ManifestError(f"{self.directory}: no such catalogue directory")
-        self.manifest = mf.read(self.directory, mf.CATALOGUE_FORMAT)
+        self.manifest = mf.read(self.directory, mf.CATALOGUE_FORMAT)  # schema and bounds
         self.frontend = mf.check_frontend(self.manifest, self.directory)
+        self.model_path = mf.check_file(self.directory, self.manifest["model"], "model")
+        index_path = mf.check_file(self.directory, self.manifest["index"], "index")
+        melody_path = mf.check_file(self.directory, self.manifest["melody"], "melody")
+        windows_path = mf.check_file(self.directory, self.manifest["windows"], "windows")
+        songs_path = mf.check_file(self.directory, self.manifest["songs"], "song list")
+        section = self.manifest["index"]
+        shortlist = sl.ShortlistConfig(**dict(section["shortlist"], scales=tuple(section["shortlist"]["scales"])))
+        if shortlist.window_frames % shortlist.points or section["dim"] != shortlist.dim:
+            raise mf.ManifestError(f"{self.directory}: index.dim {section['dim']} and shortlist "
+                                   f"{shortlist.window_frames} frames in {shortlist.points} points disagree")
+        self.config = IndexConfig(shortlist, n_trees=int(section["n_trees"]), metric=section["metric"])
+        self.melody_config = mel.MelodyConfig(**self.manifest["model"]["melody"])
+        self.melody_rate_hz = float(self.manifest["melody"]["frame_rate_hz"])
         try:
-            self.model_path = mf.check_file(self.directory, self.manifest["model"], "model")
-            index_path = mf.check_file(self.directory, self.manifest["index"], "index")
-            melody_path = mf.check_file(self.directory, self.manifest["melody"], "melody")
-            windows_path = mf.check_file(self.directory, self.manifest["windows"], "windows")
-            songs_path = mf.check_file(self.directory, self.manifest["songs"], "song list")
-            section = self.manifest["index"]
-            if section.get("metric") != "angular":
-                raise mf.ManifestError(f"{self.directory}: index metric {section.get('metric')!r} "
-                                       "is not supported (angular only)")
-            shortlist = sl.ShortlistConfig(**dict(section["shortlist"],
-                                                  scales=tuple(section["shortlist"]["scales"])))
-            self.config = IndexConfig(shortlist, n_trees=int(section["n_trees"]), metric=section["metric"])
-            self.melody_config = mel.MelodyConfig(**self.manifest["model"]["melody"])
-            self.melody_rate_hz = float(self.manifest["melody"]["frame_rate_hz"])
             self.matcher = MatcherConfig.for_model(self.manifest["model"])
-            n_items = int(section["n_items"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise mf.ManifestError(f"{self.directory}: malformed manifest ({exc!r})") from exc
-        self.songs = read_songs(songs_path)
+        except ValueError as exc:
+            raise mf.ManifestError(f"{self.directory}: {exc}") from exc
+        n_items = int(section["n_items"])
+        melody_bytes = melody_path.stat().st_size
+        if melody_bytes != self.manifest["melody"]["frames"]:  # before mapping it
+            raise mf.ManifestError(f"{melody_path}: {melody_bytes} melody frames, the manifest "
+                                   f"says {self.manifest['melody']['frames']}")
         # melodies and windows are memory-mapped like the index: a query reads the few
         # pages it needs, and the kernel may drop them again under memory pressure
-        self._codes = (np.memmap(melody_path, dtype=np.uint8, mode="r") if melody_path.stat().st_size
+        self._codes = (np.memmap(melody_path, dtype=np.uint8, mode="r") if melody_bytes
                        else np.zeros(0, dtype=np.uint8))
-        if sum(s.n_frames for s in self.songs) != self._codes.size:
-            raise mf.ManifestError(f"{self.directory}: songs.csv covers "
-                                   f"{sum(s.n_frames for s in self.songs)} melody frames, "
-                                   f"{MELODY_FILE} holds {self._codes.size}")
+        self.songs = read_songs(songs_path, self.manifest["songs"]["count"], self._codes.size)
+        self._windows = read_windows(windows_path, n_items, self.songs)
         try:
-            self._windows = np.load(windows_path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise mf.ManifestError(f"{windows_path}: unreadable ({exc})") from exc
-        if self._windows.shape != (n_items, 3):
-            raise mf.ManifestError(f"{windows_path}: shape {self._windows.shape}, expected ({n_items}, 3)")
-        self._index = AnnoyIndex(self.config.shortlist.dim, "angular")
+            annoy_file.check(index_path, shortlist.dim, n_items)
+        except annoy_file.AnnoyFileError as exc:
+            raise mf.ManifestError(str(exc)) from exc
+        self._index = AnnoyIndex(shortlist.dim, "angular")
         self._index.load(str(index_path))  # memory-mapped
-        if self._index.get_n_items() != n_items:
-            raise mf.ManifestError(f"{index_path}: holds {self._index.get_n_items()} items, "
-                                   f"the manifest says {n_items}")
+
+    def open_model(self, num_threads: int | None = None) -> MelodyModel:
+        """The catalogue's melody model, checked against the frontend it was made with."""
+        return open_model(self.model_path, self.manifest["model"]["sha256"], self.frontend, num_threads)
 
     @property
     def n_items(self) -> int:
@@ -149,38 +153,120 @@ class Catalogue:
         self._index.unload()
 
 
-def read_songs(path: Path) -> list[SongInfo]:
+def open_model(path: Path, sha256: str, frontend: FrontendConfig, num_threads: int | None = None) -> MelodyModel:
+    """A melody model whose windows are the frontend's (window_frames, n_bins).
+
+    A model other than the shipped one runs once in a child process first (a damaged one
+    can abort the interpreter); its checksum is then noted (assets.models_run_dir), so
+    that this costs about a second once per model, not per run.
+
+    Args:
+        sha256: the model file's checksum, as verified against its manifest.
+    """
+    shipped = mf.read(assets.default_model_dir(), mf.MODEL_FORMAT)["model"]["sha256"]
+    noted = assets.models_run_dir() / sha256
+    if sha256 != shipped and not noted.is_file():
+        check_in_child(path)
+        try:
+            noted.parent.mkdir(parents=True, exist_ok=True)
+            noted.touch()
+        except OSError:  # a read-only home: the check runs again next time
+            pass
+    model = MelodyModel(path, num_threads=num_threads)
+    expected = (frontend.window_frames, frontend.n_bins)
+    if model.input_shape != expected:
+        raise ModelError(f"{path}: takes windows of {model.input_shape}, the frontend makes {expected}")
+    return model
+
+
+def read_songs(path: Path, count: int, total_frames: int) -> list[SongInfo]:
+    """The song list, checked against the manifest's count and melody.bin's frames.
+
+    Every row has the six columns, fields of at most MAX_FIELD_CHARS characters, unique
+    song ids, and melody stretches that tile melody.bin in order; durations are finite."""
+    problem, songs, first, ids = None, [], 0, set()
     try:
         with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-        return [SongInfo(r["song_id"], r["title"], r["artist"], int(r["first_frame"]),
-                         int(r["n_frames"]), float(r["duration_s"])) for r in rows]
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise mf.ManifestError(f"{path}: unreadable song list ({exc})") from exc
+            rows = csv.reader(handle)
+            if tuple(next(rows, ())) != SONG_COLUMNS:
+                raise ValueError(f"the header is not {','.join(SONG_COLUMNS)}")
+            for number, row in enumerate(rows, 2):
+                if len(row) != len(SONG_COLUMNS) or max(map(len, row)) > MAX_FIELD_CHARS:
+                    raise ValueError(f"line {number}: not {len(SONG_COLUMNS)} fields of at most "
+                                     f"{MAX_FIELD_CHARS} characters")
+                if len(songs) == count:
+                    raise ValueError(f"line {number}: more songs than the manifest's {count}")
+                song = SongInfo(row[0], row[1], row[2], int(row[3]), int(row[4]), float(row[5]))
+                if song.first_frame != first or not 0 <= song.n_frames <= total_frames - first:
+                    raise ValueError(f"line {number}: frames {song.first_frame}+{song.n_frames} do not "
+                                     f"follow on at {first} within the {total_frames} of {MELODY_FILE}")
+                if not 0.0 <= song.duration_s < 1e7 or song.song_id in ids:
+                    raise ValueError(f"line {number}: duration {row[5]!r:.20} or a repeated song id")
+                songs.append(song)
+                ids.add(song.song_id)
+                first += song.n_frames
+    except (OSError, ValueError, csv.Error) as exc:  # UnicodeDecodeError is a ValueError
+        problem = mf.one_line(exc)[:200]
+    if problem is None and (len(songs) != count or first != total_frames):
+        problem = f"{len(songs)} songs over {first} melody frames, the manifest says {count} over {total_frames}"
+    if problem is not None:
+        raise mf.ManifestError(f"{path}: unreadable song list ({problem})")
+    return songs
+
+
+def read_windows(path: Path, n_items: int, songs: list[SongInfo]) -> np.ndarray:
+    """float32 (n_items, 3) memory-mapped, each window's song row, start and key, checked
+    before use."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version not in NPY_HEADERS:
+                raise ValueError(f"npy version {version} is not one numpy.save writes")
+            shape, fortran, dtype = NPY_HEADERS[version](handle)
+            offset = handle.tell()
+    except (OSError, ValueError, TypeError, SyntaxError, tokenize.TokenError, RecursionError, MemoryError) as exc:
+        raise mf.ManifestError(f"{path}: unreadable windows ({mf.one_line(exc)[:200]})") from exc
+    if shape != (n_items, 3) or fortran or dtype != np.dtype("<f4") \
+            or path.stat().st_size != offset + n_items * 12:
+        raise mf.ManifestError(f"{path}: {shape} {dtype} in {path.stat().st_size} bytes, "
+                               f"expected ({n_items}, 3) float32")
+    windows = (np.memmap(path, dtype="<f4", mode="r", offset=offset, shape=(n_items, 3)) if n_items
+               else np.zeros((0, 3), dtype="<f4"))  # mapped, like melody.bin
+    rows, starts, keys = windows[:, 0], windows[:, 1], windows[:, 2]
+    n_frames = np.array([s.n_frames for s in songs] or [0])
+    valid = (np.isfinite(windows).all(axis=1) & (rows >= 0) & (rows < len(songs)) & (rows == np.round(rows))
+             & (keys >= 0) & (keys <= 12))
+    valid &= (starts >= 0) & (starts <= n_frames[np.where(valid, rows, 0).astype(np.int64)])
+    if not valid.all():
+        bad = int(np.argmin(valid))
+        raise mf.ManifestError(f"{path}: window {bad} ({windows[bad].tolist()}) is not in a song of the list")
+    return windows
 
 
 def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
                     songs: Iterable[tuple[tuple[str, str, str, float], np.ndarray]],
-                    config: IndexConfig, melody_rate_hz: float) -> None:
-    """Writes a complete catalogue directory atomically, in memory bounded whatever the
-    number of songs: each song's melody and windows go to disk as it comes (`songs` may
-    be a generator), and Annoy builds its index in the file (on_disk_build).
+                    config: IndexConfig, melody_rate_hz: float, inputs: tuple[Path, ...] = ()) -> None:
+    """Writes a complete catalogue directory atomically (device.safe_write), in memory
+    bounded whatever the number of songs: each song's melody and windows go to disk as it
+    comes (`songs` may be a generator), and Annoy builds its index in the file
+    (on_disk_build).
 
-    Everything is written to a temporary sibling directory and swapped in at the end, so a
+    Everything is written to a hidden sibling directory and swapped in at the end, so a
     failure (also one raised by the `songs` generator) leaves any catalogue already at
-    `out_dir` untouched.
+    `out_dir` untouched; `out_dir` is only replaced when it is absent, empty or a
+    catalogue this tool wrote.
 
     Args:
         model_dir_manifest: the model directory's manifest (frontend and "model" section).
         songs: per song ((song_id, title, artist, duration_s), uint8 (n_frames,) its melody
             (device.melody.encode)).
         melody_rate_hz: melody frames per second.
+        inputs: folders `out_dir` may neither equal nor contain (the audio folder).
+
+    Raises:
+        OutputError: `out_dir` may not be replaced, or the disk is full.
     """
-    out_dir = Path(out_dir).resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; a catalogue is an ordinary directory
+    def fill(tmp: Path) -> None:
         index = AnnoyIndex(config.shortlist.dim, config.metric)
         index.on_disk_build(str(tmp / INDEX_FILE))
         infos, first, item = [], 0, 0
@@ -225,16 +311,8 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
             "songs": {"file": SONGS_FILE, "sha256": mf.sha256_of(tmp / SONGS_FILE), "count": len(infos)},
         }
         mf.write(tmp, manifest)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    replace_directory(Path(out_dir), fill, inputs)
 
 
 def _rows_to_npy(raw: Path, out: Path, n_rows: int, chunk_bytes: int = 1 << 22) -> None:

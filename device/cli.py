@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from device import assets, manifest
-from device.audio import AudioError, load_audio
+from device import assets, manifest, safe_write
+from device.audio import AudioError, load_audio, printable
 from device.bench import BenchConfig
 from device.catalogue import Catalogue, IndexConfig
 from device.model import ModelError
@@ -19,7 +19,7 @@ from device.manifest import ManifestError
 from device import microphone
 from device.listening import Listener
 from device.microphone import MicrophoneConfig, MicrophoneError
-from device.recognizer import Event, Recognizer, RecognizerConfig, Result
+from device.recognizer import Event, Match, Recognizer, RecognizerConfig, Result
 
 DEFAULTS = RecognizerConfig()
 INDEX_DEFAULTS = IndexConfig()
@@ -28,24 +28,32 @@ BENCH_DEFAULTS = BenchConfig()
 LISTEN_WALL_SLACK_S = 3.0  # a stalled device still ends the query this long after max_seconds
 
 
+def _song(m: Match) -> str:
+    """'Title — Artist' for a human line: the catalogue's text cannot move the cursor,
+    colour the terminal or start a new (forged) line."""
+    return printable(m.title) + (f" — {printable(m.artist)}" if m.artist else "")
+
+
+def _ranked_line(rank: int, m: Match) -> str:
+    minutes, seconds = divmod(int(m.offset_s), 60)
+    return f"  {rank:2d}. {m.score:.3f}  {_song(m)}  [{printable(m.song_id)} at {minutes}:{seconds:02d}]"
+
+
 def _print_result(path: str, result: Result, top: int, as_json: bool, extra_ms: dict) -> None:
     timing = dict(extra_ms, **result.timing_ms)
     timing["total"] = round(sum(timing.values()), 2)
     if as_json:
-        print(json.dumps({"file": path, "decision": result.decision,
+        print(json.dumps({"file": printable(path), "decision": result.decision,
                           "matches": [m.to_dict() for m in result.matches[:top]],
                           "timing_ms": timing}, ensure_ascii=False), flush=True)
         return
     if not result.matches or result.decision == "no_match":
-        print(f"{path}: no match" + (f" (closest: {result.matches[0].title}, score "
-                                     f"{result.matches[0].score:.2f})" if result.matches else ""))
+        print(f"{printable(path)}: no match" + (f" (closest: {printable(result.matches[0].title)}, score "
+                                                f"{result.matches[0].score:.2f})" if result.matches else ""))
     else:
-        print(f"{path}: {result.matches[0].title}"
-              + (f" — {result.matches[0].artist}" if result.matches[0].artist else ""))
+        print(f"{printable(path)}: {_song(result.matches[0])}")
     for rank, m in enumerate(result.matches[:top], 1):
-        minutes, seconds = divmod(int(m.offset_s), 60)
-        print(f"  {rank:2d}. {m.score:.3f}  {m.title}" + (f" — {m.artist}" if m.artist else "")
-              + f"  [{m.song_id} at {minutes}:{seconds:02d}]")
+        print(_ranked_line(rank, m))
     print(f"  ({result.windows} windows, {timing['total']:.0f} ms)")
 
 
@@ -61,9 +69,9 @@ def _plot(recognizer: Recognizer, audio, result: Result, args: argparse.Namespac
         target = out if rank == 1 else out.with_name(f"{out.stem}-runner-up{out.suffix}")
         try:
             explain.plot(recognizer, audio, result, target, rank)
-            print(f"  figure: {target}", file=sys.stderr)
+            print(f"  figure: {printable(str(target))}", file=sys.stderr)
         except explain.PlotError as exc:
-            print(f"hum-search: {path}: {exc}", file=sys.stderr)
+            print(f"hum-search: {printable(path)}: {printable(str(exc))}", file=sys.stderr)
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
@@ -73,12 +81,12 @@ def cmd_identify(args: argparse.Namespace) -> int:
     for path in args.files:
         t0 = time.perf_counter()
         try:
-            audio = load_audio(path, catalogue.frontend.sample_rate_hz)
+            audio = load_audio(path, catalogue.frontend.sample_rate_hz, DEFAULTS.max_query_seconds)
         except AudioError as exc:
             failed += 1
             print(f"hum-search: {exc}", file=sys.stderr)
             if args.json:
-                print(json.dumps({"file": path, "decision": "no_match", "matches": [],
+                print(json.dumps({"file": printable(path), "decision": "no_match", "matches": [],
                                   "timing_ms": {}, "error": str(exc)}, ensure_ascii=False), flush=True)
             continue
         decode_ms = round((time.perf_counter() - t0) * 1000.0, 2)
@@ -97,7 +105,8 @@ def _event_json(event: Event, top: int, overflows: int) -> str:
 
 def _ranking_line(result: Result, top: int) -> str:
     """e.g. '  3.5 s: 1. Twinkle Twinkle Little Star (0.41)  2. Ode to Joy (0.20)  ...'."""
-    ranked = "  ".join(f"{rank}. {m.title} ({m.score:.2f})" for rank, m in enumerate(result.matches[:top], 1))
+    ranked = "  ".join(f"{rank}. {printable(m.title)} ({m.score:.2f})"
+                       for rank, m in enumerate(result.matches[:top], 1))
     return f"{result.audio_s:5.1f} s: {ranked or '(no candidates yet)'}"
 
 
@@ -121,16 +130,13 @@ class _ListenPrinter:
             return
         if event.kind == "match":
             best = result.matches[0]
-            print(f"match after {result.audio_s:.1f} s: {best.title}"
-                  + (f" — {best.artist}" if best.artist else "") + f" (score {best.score:.2f})")
+            print(f"match after {result.audio_s:.1f} s: {_song(best)} (score {best.score:.2f})")
         else:
             print(f"no match after {result.audio_s:.1f} s" + (
-                f" (closest: {result.matches[0].title}, score {result.matches[0].score:.2f})"
+                f" (closest: {printable(result.matches[0].title)}, score {result.matches[0].score:.2f})"
                 if result.matches else ""))
         for rank, m in enumerate(result.matches[:self.top], 1):
-            minutes, seconds = divmod(int(m.offset_s), 60)
-            print(f"  {rank:2d}. {m.score:.3f}  {m.title}" + (f" — {m.artist}" if m.artist else "")
-                  + f"  [{m.song_id} at {minutes}:{seconds:02d}]")
+            print(_ranked_line(rank, m))
         sys.stdout.flush()
 
 
@@ -175,6 +181,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     catalogue = Catalogue(args.index)
+    catalogue.open_model()  # refuses a model the interpreter cannot run, as identify would
     info = dict(catalogue.manifest, directory=str(catalogue.directory))
     print(json.dumps(info, indent=2, ensure_ascii=False))
     return 0
@@ -198,24 +205,36 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     from device import indexing
     config = IndexConfig(dataclasses.replace(INDEX_DEFAULTS.shortlist, catalogue_hop_frames=args.window_hop),
                          n_trees=args.trees)
-    base = Catalogue(args.index) if args.command_index == "add" else None
     out = args.out if args.out is not None else args.index
+    safe_write.recover(Path(out))  # a write killed earlier may have left the catalogue aside
+    base = Catalogue(args.index) if args.command_index == "add" else None
     log = (lambda line: print(line, file=sys.stderr))
     added, skipped = indexing.build(Path(args.audio_dir), Path(out),
                                     Path(args.model) if args.model else None,
                                     Path(args.metadata) if args.metadata else None, config,
                                     base=base, log=log, workers=args.workers)
-    print(f"wrote {out}: {added} songs added, {skipped} files skipped")
+    print(f"wrote {printable(str(out))}: {added} songs added, {skipped} files skipped")
     return 0
+
+
+def _count(text: str) -> int:
+    """An argparse type: a whole number from 1 to 1000 (trees, hops, workers, threads, top, repeats)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{value} is outside 1..1000")
+    return value
 
 
 def _query_options(p: argparse.ArgumentParser, json_help: str) -> None:
     """The options identify and listen share."""
     p.add_argument("--index", default=str(assets.default_catalogue_dir()),
                    help="catalogue directory (default: the shipped catalogue)")
-    p.add_argument("--top", type=int, default=5, help="candidates to show (default: %(default)s)")
+    p.add_argument("--top", type=_count, default=5, help="candidates to show (default: %(default)s)")
     p.add_argument("--json", action="store_true", help=json_help)
-    p.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    p.add_argument("--threads", type=_count, default=None, help="interpreter threads")
 
 
 class _Version(argparse.Action):
@@ -269,7 +288,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--queries", nargs="+", metavar="FILE",
                    help=f"query recordings, each cut to {BENCH_DEFAULTS.query_seconds:g} s "
                         "(default: the shipped demo hums)")
-    p.add_argument("--repeats", type=int, default=BENCH_DEFAULTS.repeats,
+    p.add_argument("--repeats", type=_count, default=BENCH_DEFAULTS.repeats,
                    help="identifications per query and start-up runs (default: %(default)s)")
     p.set_defaults(run=cmd_bench)
 
@@ -281,18 +300,18 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--metadata", help="CSV with columns song_id,title,artist (song_id = file stem)")
     b.add_argument("--model", default=str(assets.default_model_dir()),
                    help="model directory (default: the shipped model)")
-    b.add_argument("--window-hop", type=int, default=INDEX_DEFAULTS.shortlist.catalogue_hop_frames,
+    b.add_argument("--window-hop", type=_count, default=INDEX_DEFAULTS.shortlist.catalogue_hop_frames,
                    help="melody frames between the shortlist's catalogue windows (default: %(default)s)")
-    b.add_argument("--trees", type=int, default=INDEX_DEFAULTS.n_trees,
+    b.add_argument("--trees", type=_count, default=INDEX_DEFAULTS.n_trees,
                    help="Annoy trees (default: %(default)s)")
-    b.add_argument("--workers", type=int, default=1, help="processes hearing files at once (default: 1)")
+    b.add_argument("--workers", type=_count, default=1, help="processes hearing files at once (default: 1)")
     b.set_defaults(run=cmd_index_build, index=None)
     a = isub.add_parser("add", help="add the recordings in AUDIO_DIR to an existing catalogue")
     a.add_argument("audio_dir", metavar="AUDIO_DIR")
     a.add_argument("--index", required=True, help="catalogue to extend")
     a.add_argument("--out", help="write the extended catalogue here (default: replace --index)")
     a.add_argument("--metadata", help="CSV with columns song_id,title,artist")
-    a.add_argument("--workers", type=int, default=1, help="processes hearing files at once (default: 1)")
+    a.add_argument("--workers", type=_count, default=1, help="processes hearing files at once (default: 1)")
     a.set_defaults(run=cmd_index_build, model=None, window_hop=INDEX_DEFAULTS.shortlist.catalogue_hop_frames,
                    trees=INDEX_DEFAULTS.n_trees)
     return top
@@ -301,15 +320,22 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)  # inside: --version reads the model's manifest
-        return args.run(args)
-    except (ManifestError, ModelError, AudioError, MicrophoneError) as exc:
-        print(f"hum-search: {exc}", file=sys.stderr)
+        status = args.run(args)
+        sys.stdout.flush()  # here, so that a failing write is reported like any other
+        return status
+    except (ManifestError, ModelError, AudioError, MicrophoneError, safe_write.OutputError) as exc:
+        print(f"hum-search: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. piped into head: the reader has gone, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # e.g. standard output on a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"hum-search: {printable(where + (exc.strerror or str(exc)))}", file=sys.stderr)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush would fail again
+        return 1
 
 
 if __name__ == "__main__":

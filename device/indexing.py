@@ -4,34 +4,43 @@ from __future__ import annotations
 
 import csv
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
 from device import frontend as fe
 from device import manifest as mf
-from device.audio import AudioError, load_audio
+from device import safe_write
+from device.audio import AudioError, audio_blocks, printable
 from device import melody as mel
-from device.catalogue import Catalogue, IndexConfig, write_catalogue
+from device.catalogue import MAX_FIELD_CHARS, Catalogue, IndexConfig, open_model, write_catalogue
 from device.model import MelodyModel
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m4a", ".opus")
 
 
 def read_metadata(path: Path | None) -> dict[str, tuple[str, str]]:
-    """song_id -> (title, artist) from a CSV with columns song_id,title,artist."""
+    """song_id -> (title, artist) from a CSV with columns song_id,title,artist (UTF-8, with
+    or without the byte-order mark spreadsheets write; fields of at most MAX_FIELD_CHARS)."""
     if path is None:
         return {}
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             missing = {"song_id", "title", "artist"} - set(reader.fieldnames or ())
             if missing:
                 raise mf.ManifestError(f"{path}: metadata CSV lacks columns {sorted(missing)}")
-            return {r["song_id"]: (r["title"], r["artist"]) for r in reader}
+            metadata = {}
+            for row in reader:
+                fields = (row["song_id"], row["title"], row["artist"])
+                if any(f is None or len(f) > MAX_FIELD_CHARS for f in fields):
+                    raise mf.ManifestError(f"{path}: line {reader.line_num}: a field is missing or longer "
+                                           f"than {MAX_FIELD_CHARS} characters")
+                metadata[fields[0]] = fields[1:]
+            return metadata
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise mf.ManifestError(f"{path}: unreadable metadata CSV ({exc})") from exc
+        raise mf.ManifestError(f"{path}: unreadable metadata CSV ({mf.one_line(exc)[:200]})") from exc
 
 
 def audio_files(directory: Path) -> list[Path]:
@@ -42,12 +51,23 @@ def audio_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
 
 
-def melody_of(audio: np.ndarray, model: MelodyModel, frontend: fe.FrontendConfig,
-              config: mel.MelodyConfig) -> np.ndarray:
-    """uint8 (n_melody_frames,): the encoded melody line of a recording (device.melody)."""
-    spectrogram = fe.log_spectrogram(audio, frontend)
-    line, _ = mel.pitch_line(mel.salience(spectrogram, model, frontend, config), frontend, config)
-    return mel.encode(line)
+def melody_of(blocks: Iterable[np.ndarray], model: MelodyModel, frontend: fe.FrontendConfig,
+              config: mel.MelodyConfig) -> tuple[np.ndarray, int]:
+    """The encoded melody line of a recording heard block by block (device.melody), so
+    that only its salience, not its samples or spectrogram, is ever held whole.
+
+    Args:
+        blocks: float32 (n,) blocks of mono audio at the frontend's rate, in order.
+
+    Returns:
+        (uint8 (n_melody_frames,), samples heard).
+    """
+    frames, salience, heard = fe.FrameStream(frontend), mel.SalienceStream(model, frontend, config), 0
+    for block in blocks:
+        heard += block.size
+        salience.push(frames.push(block))
+    line, _ = mel.pitch_line(salience.salience(), frontend, config)
+    return mel.encode(line), heard
 
 
 _worker: tuple | None = None  # (model, frontend, melody config) of a hearing process
@@ -62,10 +82,13 @@ def _hear(path: Path) -> tuple[np.ndarray, float] | str:
     """(encoded melody, seconds) of one file, or the one-line reason it was skipped."""
     model, frontend, config = _worker
     try:
-        audio = load_audio(path, frontend.sample_rate_hz)
+        code, samples = melody_of(audio_blocks(path, frontend.sample_rate_hz), model, frontend, config)
     except AudioError as exc:
         return f"skipped {exc}"
-    return melody_of(audio, model, frontend, config), audio.size / frontend.sample_rate_hz
+    if fe.n_frames(samples, frontend) < frontend.window_frames:
+        return (f"skipped {printable(str(path))}: {samples / frontend.sample_rate_hz:.2f} s is shorter "
+                f"than one {frontend.window_seconds:.2f} s window of the model")
+    return code, samples / frontend.sample_rate_hz
 
 
 def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: Path | None = None,
@@ -84,6 +107,7 @@ def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: 
     Returns:
         (songs added, files skipped).
     """
+    safe_write.check_output(out_dir, [audio_dir])  # before hours of hearing, not after
     metadata = read_metadata(metadata_csv)
     files = audio_files(audio_dir)
     if base is not None:
@@ -96,12 +120,13 @@ def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: 
         kept = []
     frontend = mf.check_frontend(model_manifest, model_dir)
     melody_config = mel.MelodyConfig(**model_manifest["model"]["melody"])
-    time_stride = MelodyModel(model_path).time_stride  # also refuses a broken model early
+    # also refuses a broken model early
+    time_stride = open_model(model_path, model_manifest["model"]["sha256"], frontend).time_stride
     seen = {s[0] for s in kept}
     todo = []
     for path in files:
         if path.stem in seen:
-            log(f"skipped {path}: song id {path.stem!r} is already in the catalogue")
+            log(f"skipped {printable(str(path))}: song id {printable(path.stem)!r} is already in the catalogue")
         else:
             todo.append(path)
             seen.add(path.stem)
@@ -138,7 +163,7 @@ def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: 
             raise mf.ManifestError(f"{audio_dir}: no new readable audio files; nothing was written")
 
     write_catalogue(out_dir, model_manifest, model_path, songs(), config,
-                    melody_config.frame_rate_hz(frontend, time_stride))
+                    melody_config.frame_rate_hz(frontend, time_stride), inputs=(Path(audio_dir),))
     return counts["added"], counts["skipped"]
 
 

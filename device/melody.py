@@ -17,6 +17,7 @@ from device.model import MelodyModel
 FLOOR_DB = -120.0  # what log_spectrogram floors at: the padding after a recording's end
 CODE_STEPS_PER_SEMITONE = 4  # `encode` resolution
 CODE_FMIN_MIDI = 36.0  # code 1; code 0 is "no melody"
+PUSH_FRAMES = 3200  # frames per push of `salience` (64 s): bounds the windows made at once
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,22 +55,27 @@ class SalienceStream:
 
     def __init__(self, model: MelodyModel, frontend: fe.FrontendConfig, config: MelodyConfig):
         self.model, self.frontend, self.config = model, frontend, config
-        self._frames = np.zeros((0, frontend.n_bins), dtype=np.float32)
+        self._frames = np.zeros((0, frontend.n_bins), dtype=np.float32)  # from frame _offset on
+        self._offset = 0  # frames before it are in complete windows already run: dropped
         self._tiles: list[np.ndarray] = []  # salience of the complete windows, in order
         self.windows_used = 0  # windows that made the last salience (complete ones + padded tail)
 
     @property
     def n_frames(self) -> int:
-        return self._frames.shape[0]
+        return self._offset + self._frames.shape[0]
 
     def push(self, frames_db: np.ndarray) -> int:
         """Adds float32 (n, n_bins) dB frames; returns how many windows completed."""
         self._frames = np.concatenate([self._frames, np.asarray(frames_db, dtype=np.float32)])
         w, hop = self.frontend.window_frames, self.config.tile_hop_frames
         starts = range(len(self._tiles) * hop, self.n_frames - w + 1, hop)
-        windows = [self._frames[s:s + w] for s in starts]
+        windows = [self._frames[s - self._offset:s - self._offset + w] for s in starts]
         if windows:
             self._tiles.extend(self._run(np.stack(windows)))
+        keep = len(self._tiles) * hop  # the next window, or the padded tail, starts here
+        if keep > self._offset:
+            self._frames = self._frames[keep - self._offset:]
+            self._offset = keep
         return len(windows)
 
     def _run(self, windows_db: np.ndarray) -> np.ndarray:
@@ -86,7 +92,7 @@ class SalienceStream:
         if n > 0 and (not starts or starts[-1] + w < n):
             start = len(starts) * hop
             padded = np.full((w, self.frontend.n_bins), FLOOR_DB, dtype=np.float32)
-            padded[:n - start] = self._frames[start:]
+            padded[:n - start] = self._frames[start - self._offset:]
             tiles.append(self._run(padded[None])[0])
             starts.append(start)
         self.windows_used = len(tiles)
@@ -103,9 +109,11 @@ class SalienceStream:
 def salience(spectrogram_db: np.ndarray, model: MelodyModel, frontend: fe.FrontendConfig,
              config: MelodyConfig) -> np.ndarray:
     """The melody salience of a whole spectrogram (float32 (n_frames, n_bins) dB), as
-    `SalienceStream.salience` gives it once every frame is pushed."""
+    `SalienceStream.salience` gives it once every frame is pushed (in chunks, so that the
+    model's inputs of a long recording are never all in memory at once)."""
     stream = SalienceStream(model, frontend, config)
-    stream.push(spectrogram_db)
+    for start in range(0, spectrogram_db.shape[0], PUSH_FRAMES):
+        stream.push(spectrogram_db[start:start + PUSH_FRAMES])
     return stream.salience()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,6 +27,10 @@ _BACKENDS = (
 
 class ModelError(Exception):
     """The model cannot be loaded or does not have the expected signature."""
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:300]
 
 
 def load_interpreter_class(prefer: str | None = None):
@@ -66,6 +71,24 @@ def _quiet_native_stderr():
         os.close(saved)
 
 
+def check_in_child(model_path: str | Path, timeout_s: float = 120.0) -> None:
+    """Loads and runs the model once in a child process. A damaged model can abort the
+    native interpreter (SIGABRT in a kernel), which no Python code survives; here the
+    child's death becomes a ModelError. A Python-level failure in the child is left to the
+    in-process load, which reports it in one line."""
+    code = "import sys; from device.model import MelodyModel; MelodyModel(sys.argv[1], num_threads=1)"
+    here = str(Path(__file__).resolve().parents[1])  # the child imports this very package
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p))
+    try:
+        run = subprocess.run([sys.executable, "-c", code, str(model_path)], capture_output=True,
+                             timeout=timeout_s, env=env, check=False)
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"{model_path}: the interpreter did not finish one run in {timeout_s:.0f} s") from None
+    if run.returncode < 0:
+        raise ModelError(f"{model_path}: the interpreter crashed running it (signal {-run.returncode}); "
+                         "the model is damaged")
+
+
 class MelodyModel:
     """Runs the melody model: normalised spectrogram windows in, melody salience out.
 
@@ -87,7 +110,7 @@ class MelodyModel:
                 self._interpreter = interpreter_class(model_path=str(model_path), num_threads=num_threads)
                 self._runner = self._interpreter.get_signature_runner(SIGNATURE)
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{model_path}: not a usable melody model ({exc})") from exc
+            raise ModelError(f"{model_path}: not a usable melody model ({_one_line(exc)})") from exc
         inputs, outputs = self._runner.get_input_details(), self._runner.get_output_details()
         if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
             raise ModelError(f"{model_path}: signature '{SIGNATURE}' lacks "
@@ -100,8 +123,15 @@ class MelodyModel:
                 or self.input_shape[0] % self.output_shape[0]:
             raise ModelError(f"{model_path}: shapes {self.input_shape} -> {self.output_shape} "
                              "are not those of a melody model")
-        with _quiet_native_stderr():  # the CPU delegate announces itself on the first run
-            self.salience(np.zeros((1, *self.input_shape), dtype=np.float32))
+        for tensor in (self._in, self._out):
+            scale = tensor["quantization"][0]
+            if tensor["dtype"] != np.float32 and not (np.isfinite(scale) and scale > 0):
+                raise ModelError(f"{model_path}: quantization scale {scale} of '{tensor['name']}' is unusable")
+        try:
+            with _quiet_native_stderr():  # the CPU delegate announces itself on the first run
+                self.salience(np.zeros((1, *self.input_shape), dtype=np.float32))
+        except (ValueError, RuntimeError) as exc:  # e.g. "failed to prepare" on a damaged model
+            raise ModelError(f"{model_path}: not a usable melody model ({_one_line(exc)})") from exc
 
     @property
     def time_stride(self) -> int:

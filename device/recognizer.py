@@ -18,7 +18,6 @@ from device import frontend as fe
 from device import melody as mel
 from device.catalogue import Catalogue
 from device.matcher import MatcherConfig, align_candidates, decide, shortlist
-from device.model import MelodyModel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +44,9 @@ class RecognizerConfig:
             decision on them (None: no limit; `finish` ends the query).
         matcher: alignment and decision parameters; None: those calibrated for the
             catalogue's model (`Catalogue.matcher`).
+        max_query_seconds: the longest recording `hum-search identify` reads: the
+            alignment's time grows with the square of the query's length (a minute takes
+            about 2 s and 270 MB with the shipped catalogue, two minutes 6 s).
     """
 
     step_frames: int = 50
@@ -56,6 +58,7 @@ class RecognizerConfig:
     early_consecutive: int = 3
     max_seconds: float | None = 20.0
     matcher: MatcherConfig | None = None
+    max_query_seconds: float = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +103,7 @@ class Result:
 
 
 EVENT_KINDS = ("candidates", "match", "no_match")
+FEED_SAMPLES = 1 << 18  # `identify` feeds a recording in blocks of this many samples (16 s)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,7 +179,7 @@ class Recognizer:
             config = dataclasses.replace(config, matcher=catalogue.matcher)
         self.config = config
         self.frontend = catalogue.frontend
-        self.model = MelodyModel(catalogue.model_path, num_threads=num_threads)
+        self.model = catalogue.open_model(num_threads=num_threads)
         self.reset()
 
     def reset(self) -> None:
@@ -261,9 +265,13 @@ class Recognizer:
                       line, tuple(c.key_semitones for c in decision.candidates))
 
     def identify(self, audio: np.ndarray, top: int = 10) -> Result:
-        """One-shot identification of a whole recording (the same path as streaming)."""
+        """One-shot identification of a whole recording (the same path as streaming, fed
+        in blocks of FEED_SAMPLES so that a long recording's frames are never all in
+        memory at once; feeding is block-invariant)."""
         self.reset()
-        self.feed(audio)
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        for start in range(0, audio.size, FEED_SAMPLES):
+            self.feed(audio[start:start + FEED_SAMPLES])
         return self.result(top=top)
 
     @property

@@ -1,0 +1,19 @@
+"""A small seeded subset of benchmarks.fuzz (the full run is 10,000 cases): no crash, no
+hang, every line JSON, every good file answered, and bounded memory."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_a_seeded_fuzz_subset_finds_no_crash_hang_or_lost_answer(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "benchmarks.fuzz", "--cases", "80", "--seed", "3",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert run.returncode == 0, summary["first_problems"]
+    assert summary["cases"] >= 75 and set(summary["by_kind"]) == {
+        "audio", "names", "build", "manifest", "songs", "windows", "melody", "annoy", "model"}
+    assert summary["crashes"] == summary["hangs"] == summary["non_json_batches"] == 0
+    assert summary["good_files_not_answered"] == 0
+    assert summary["peak_mb_max"] < 300

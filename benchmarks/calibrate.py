@@ -5,8 +5,8 @@
 In-catalogue queries: hums of catalogue songs that were used in training (the held-out
 test songs stay untouched). Out-of-catalogue queries: hums of Nottingham tunes (never in
 the catalogue), noise, and speech (espeak-ng readings, other seeds than
-benchmarks.false_accepts'; skipped with a note when espeak-ng is missing). For each query the best and runner-up scores are recorded;
-the summary gives, for a grid of (min_score, min_margin), the share of in-catalogue
+benchmarks.false_accepts'; skipped with a note when espeak-ng is missing). For each query
+the best and runner-up scores are recorded; the summary gives, for a grid of (min_score, min_margin), the share of in-catalogue
 queries correctly matched and of out-of-catalogue queries falsely accepted, and the pair
 that maximises correct matches with at most --max-false-accepts false accepts.
 
@@ -88,6 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         result = recognizer.identify(noise, top=2)
         scores = [m.score for m in result.matches] + [0.0, 0.0]
         rows.append({"kind": "out", "query": f"noise-{i}", "correct_top1": False,
+                     "best": scores[0], "runner_up": scores[1]})
+    try:
+        speech = false_accepts.speech_queries(args.n // 3, args.seed, rate)
+    except false_accepts.SpeechUnavailable as exc:
+        speech = []
+        print(f"calibrate: speech skipped: {exc}", file=sys.stderr)
+    for query in speech:
+        result = recognizer.identify(query.audio, top=2)
+        scores = [m.score for m in result.matches] + [0.0, 0.0]
+        rows.append({"kind": "out", "query": f"speech {query.name}", "correct_top1": False,
                      "best": scores[0], "runner_up": scores[1]})
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "calibration.csv", "w", newline="") as handle:

@@ -41,7 +41,7 @@ import soundfile
 
 from device import assets, indexing
 from device import manifest as mf
-from device.audio import AudioError, load_audio, printable
+from device.audio import load_audio, printable
 from device.catalogue import Catalogue, IndexConfig
 from device.model import ModelError
 from device.shortlist import ShortlistConfig
@@ -302,7 +302,7 @@ def cli_batch(kind: str, cases: list[tuple[int, Path, str]], good: Path, referen
     elif kind == "build":
         last = out.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
         skipped = [line for line in text.splitlines() if line.startswith("skipped ")]
-        if status != 0 or f"files skipped" not in last[0]:
+        if status != 0 or "files skipped" not in last[0]:
             problem = ("crash", f"status {status}: {text.strip()[-200:]}")
         else:
             added = int(last[0].split(": ")[-1].split()[0])

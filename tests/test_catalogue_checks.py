@@ -128,10 +128,11 @@ SONGS_CASES = {
 @pytest.mark.parametrize("case", sorted(SONGS_CASES))
 def test_a_damaged_song_list_is_refused(tone_catalogue, tmp_path, case):
     edit = SONGS_CASES[case]
-    raw_edit = song_lines(edit)
     if case == "not UTF-8":
         def raw_edit(raw):  # noqa: E306 - bytes that are not UTF-8
             return raw.replace(b"rising", b"ris\xffing", 1)
+    else:
+        raw_edit = song_lines(edit)
     refused(damaged(tone_catalogue, tmp_path, "songs.csv", raw_edit), "songs.csv")
 
 

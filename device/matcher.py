@@ -90,12 +90,12 @@ def shortlist(line: np.ndarray, catalogue: "Catalogue", config: MatcherConfig) -
     when the query has fewer than config.min_voiced_frames melody frames)."""
     if np.count_nonzero(line > 0) < config.min_voiced_frames:
         return []
-    config = catalogue.config.shortlist
+    search = catalogue.config.shortlist
     hits = []
-    for window in sl.query_windows(line, config):
-        rows, starts, sims, keys = catalogue.search(window.vector, config.neighbours)
+    for window in sl.query_windows(line, search):
+        rows, starts, sims, keys = catalogue.search(window.vector, search.neighbours)
         hits.append((window, rows, starts, sims, keys))
-    return sl.rank(hits, config.candidates)
+    return sl.rank(hits, search.candidates)
 
 
 def stretch_bounds(candidate: sl.Candidate, n_query: int, n_song: int, config: MatcherConfig
@@ -134,7 +134,6 @@ def align_candidates(line: np.ndarray, found: list[sl.Candidate], catalogue: "Ca
         ranked += [Candidate(c.row, a.score, first + a.start, a.key_semitones, c.votes)
                    for c, a, first in zip(group, aligned, firsts)]
     return sorted(ranked, key=lambda c: (-c.score, c.song))
-
 
 
 def decide(candidates: list[Candidate], config: MatcherConfig, top: int = 10) -> Decision:

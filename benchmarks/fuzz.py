@@ -354,7 +354,7 @@ def catalogue_case(kind: str, catalogue: Path, data: bytes, hum: np.ndarray) -> 
         loaded = Catalogue(catalogue)
         rng = np.random.default_rng(len(data))
         for _ in range(3):
-            vector = rng.standard_normal(loaded.config.shortlist.dim).astype(np.float32)
+            vector = rng.standard_normal(loaded.embedder.dim).astype(np.float32)
             loaded.search(vector / np.linalg.norm(vector), loaded.config.shortlist.neighbours)
         result = Recognizer(loaded, num_threads=1).identify(hum)
         loaded.unload()

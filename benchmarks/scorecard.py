@@ -41,6 +41,7 @@ from benchmarks.evaluate import FIELDS, mir1k_queries, summarise, synthetic_quer
 from converter.package import catalogue_songs
 from device import assets
 from device import manifest as mf
+from device import indexing
 from device.catalogue import Catalogue
 from device.recognizer import Recognizer
 
@@ -58,14 +59,19 @@ MODEL_TARGET_BYTES = 1_000_000
 
 
 def sized_catalogue(index: Path, size: int, catalogues: Path, distractors: Path | None) -> Catalogue:
-    """The evaluation catalogue of `size` songs made from `index`, built once and kept; it
+    """The evaluation catalogue of `size` songs made from `index`, built once and kept
+    (re-embedded from its stored melodies when `index` has another shortlist embedder); it
     decides with the thresholds calibrated for the model now (MatcherConfig.for_model)."""
     base = Catalogue(index)
     folder = catalogues / f"{base.manifest['model']['sha256'][:12]}-{size}"
+    log = (lambda line: print(line, file=sys.stderr, flush=True))
     if not (folder / "manifest.json").exists():
         print(f"scorecard: building the {size}-song catalogue in {folder}", file=sys.stderr, flush=True)
-        build_catalogue(index, folder, size, distractors,
-                        log=lambda line: print(line, file=sys.stderr, flush=True))
+        build_catalogue(index, folder, size, distractors, log=log)
+    kept = mf.parse(folder / mf.MANIFEST)
+    if kept.get("format") != mf.CATALOGUE_FORMAT or kept.get("embedder") != base.manifest["embedder"]:
+        print(f"scorecard: re-embedding {folder} with the embedder of {index}", file=sys.stderr, flush=True)
+        indexing.reembed(folder, folder, index, base.config, log=log)
     kept = mf.read(folder, mf.CATALOGUE_FORMAT)
     if kept["model"] != base.manifest["model"]:  # same model, calibrated since it was kept
         mf.write(folder, kept | {"model": base.manifest["model"]})

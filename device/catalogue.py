@@ -23,6 +23,7 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from device import annoy_file, assets
+from device import embedder as em
 from device.frontend import FrontendConfig
 from device import manifest as mf
 from device import melody as mel
@@ -36,6 +37,7 @@ MELODY_FILE = "melody.bin"
 WINDOWS_FILE = "windows.npy"
 SONGS_FILE = "songs.csv"
 MODEL_FILE = "model.tflite"
+EMBEDDER_FILE = "embedder.npz"
 SONG_COLUMNS = ("song_id", "title", "artist", "first_frame", "n_frames", "duration_s")
 MAX_FIELD_CHARS = 4096  # per songs.csv field
 NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
@@ -85,12 +87,21 @@ class Catalogue:
         index_path = mf.check_file(self.directory, self.manifest["index"], "index")
         melody_path = mf.check_file(self.directory, self.manifest["melody"], "melody")
         windows_path = mf.check_file(self.directory, self.manifest["windows"], "windows")
+        self.embedder_path = mf.check_file(self.directory, self.manifest["embedder"], "embedder")
         songs_path = mf.check_file(self.directory, self.manifest["songs"], "song list")
         section = self.manifest["index"]
         shortlist = sl.ShortlistConfig(**dict(section["shortlist"], scales=tuple(section["shortlist"]["scales"])))
-        if shortlist.window_frames % shortlist.points or section["dim"] != shortlist.dim:
-            raise mf.ManifestError(f"{self.directory}: index.dim {section['dim']} and shortlist "
-                                   f"{shortlist.window_frames} frames in {shortlist.points} points disagree")
+        try:
+            self.embedder = em.Embedder(self.embedder_path)
+        except em.EmbedderError as exc:
+            raise mf.ManifestError(str(exc)) from exc
+        if not section["dim"] == self.manifest["embedder"]["dim"] == self.embedder.dim:
+            raise mf.ManifestError(f"{self.directory}: index.dim {section['dim']}, embedder.dim "
+                                   f"{self.manifest['embedder']['dim']} and the embedder's "
+                                   f"{self.embedder.dim} values disagree")
+        if shortlist.window_frames != self.manifest["embedder"]["window_frames"]:
+            raise mf.ManifestError(f"{self.directory}: shortlist windows of {shortlist.window_frames} frames, "
+                                   f"the embedder's of {self.manifest['embedder']['window_frames']}")
         self.config = IndexConfig(shortlist, n_trees=int(section["n_trees"]), metric=section["metric"])
         self.melody_config = mel.MelodyConfig(**self.manifest["model"]["melody"])
         self.melody_rate_hz = float(self.manifest["melody"]["frame_rate_hz"])
@@ -110,10 +121,10 @@ class Catalogue:
         self.songs = read_songs(songs_path, self.manifest["songs"]["count"], self._codes.size)
         self._windows = read_windows(windows_path, n_items, self.songs)
         try:
-            annoy_file.check(index_path, shortlist.dim, n_items)
+            annoy_file.check(index_path, self.embedder.dim, n_items)
         except annoy_file.AnnoyFileError as exc:
             raise mf.ManifestError(str(exc)) from exc
-        self._index = AnnoyIndex(shortlist.dim, "angular")
+        self._index = AnnoyIndex(self.embedder.dim, "angular")
         self._index.load(str(index_path))  # memory-mapped
 
     def open_model(self, num_threads: int | None = None) -> MelodyModel:
@@ -257,7 +268,8 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
     catalogue this tool wrote.
 
     Args:
-        model_dir_manifest: the model directory's manifest (frontend and "model" section).
+        model_dir_manifest: the model directory's manifest (frontend, "model" and
+            "embedder" sections; the embedder's file lies beside model_path).
         songs: per song ((song_id, title, artist, duration_s), uint8 (n_frames,) its melody
             (device.melody.encode)).
         melody_rate_hz: melody frames per second.
@@ -266,15 +278,21 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
     Raises:
         OutputError: `out_dir` may not be replaced, or the disk is full.
     """
+    embedder_path = shortlist_embedder(model_dir_manifest, model_path.parent)
+    embedder = em.Embedder(embedder_path)
+    # the windows the embedder was trained on
+    config = dataclasses.replace(config, shortlist=dataclasses.replace(
+        config.shortlist, window_frames=int(model_dir_manifest["embedder"]["window_frames"])))
+
     def fill(tmp: Path) -> None:
-        index = AnnoyIndex(config.shortlist.dim, config.metric)
+        index = AnnoyIndex(embedder.dim, config.metric)
         index.on_disk_build(str(tmp / INDEX_FILE))
         infos, first, item = [], 0, 0
         rows_path = tmp / ".windows.raw"  # float32 rows of 3, windows.npy's data
         with open(tmp / MELODY_FILE, "wb") as melody, open(rows_path, "wb") as rows:
             for row, ((song_id, title, artist, duration_s), code) in enumerate(songs):
                 code = np.asarray(code, np.uint8)
-                starts, vectors, keys = sl.catalogue_windows(mel.decode(code), config.shortlist)
+                starts, vectors, keys = sl.catalogue_windows(mel.decode(code), embedder, config.shortlist)
                 for vector in vectors:
                     index.add_item(item, vector.tolist())
                     item += 1
@@ -288,6 +306,7 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
         (tmp / INDEX_FILE).chmod(0o644)  # Annoy creates it private, as save() does not
         _rows_to_npy(rows_path, tmp / WINDOWS_FILE, item)
         shutil.copyfile(model_path, tmp / MODEL_FILE)
+        shutil.copyfile(embedder_path, tmp / EMBEDDER_FILE)
         with open(tmp / SONGS_FILE, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(SONG_COLUMNS)
@@ -298,6 +317,8 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
             "frontend": model_dir_manifest["frontend"],
             "model": dict(model_dir_manifest["model"], file=MODEL_FILE,
                           sha256=mf.sha256_of(tmp / MODEL_FILE)),
+            "embedder": dict(model_dir_manifest["embedder"], file=EMBEDDER_FILE,
+                             sha256=mf.sha256_of(tmp / EMBEDDER_FILE)),
             "melody": {"file": MELODY_FILE, "sha256": mf.sha256_of(tmp / MELODY_FILE),
                        "frame_rate_hz": melody_rate_hz, "frames": first,
                        "encoding": "uint8 per melody frame: 0 no melody, else 1 + quarter "
@@ -306,13 +327,34 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
                         "columns": ["song_row", "start_melody_frame", "key_semitones"]},
             "index": {"file": INDEX_FILE, "sha256": mf.sha256_of(tmp / INDEX_FILE),
                       "metric": config.metric, "n_trees": config.n_trees,
-                      "n_items": item, "dim": config.shortlist.dim,
+                      "n_items": item, "dim": embedder.dim,
                       "shortlist": config.shortlist.to_dict()},
             "songs": {"file": SONGS_FILE, "sha256": mf.sha256_of(tmp / SONGS_FILE), "count": len(infos)},
         }
         mf.write(tmp, manifest)
 
     replace_directory(Path(out_dir), fill, inputs)
+
+
+def shortlist_embedder(model_dir_manifest: dict, directory: Path) -> Path:
+    """The verified shortlist embedder file named by a model or catalogue manifest.
+
+    Raises:
+        ManifestError: the manifest names none, or the file is missing, changed or not
+            embedder weights.
+    """
+    section = model_dir_manifest.get("embedder")
+    if section is None:
+        raise mf.ManifestError(f"{directory}: the model has no shortlist embedder; add one with "
+                               "python -m converter.embedder")
+    path = mf.check_file(directory, section, "embedder")
+    try:
+        dim = em.Embedder(path).dim
+    except em.EmbedderError as exc:
+        raise mf.ManifestError(str(exc)) from exc
+    if dim != section["dim"]:
+        raise mf.ManifestError(f"{path}: {dim} values per vector, the manifest says {section['dim']}")
+    return path
 
 
 def _rows_to_npy(raw: Path, out: Path, n_rows: int, chunk_bytes: int = 1 << 22) -> None:

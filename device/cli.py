@@ -217,6 +217,16 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_index_reembed(args: argparse.Namespace) -> int:
+    from device import indexing
+    out = args.out if args.out is not None else args.index
+    safe_write.recover(Path(out))
+    n = indexing.reembed(Path(args.index), Path(out), Path(args.model), INDEX_DEFAULTS,
+                         log=lambda line: print(line, file=sys.stderr))
+    print(f"wrote {printable(str(out))}: {n} songs re-embedded")
+    return 0
+
+
 def _count(text: str) -> int:
     """An argparse type: a whole number from 1 to 1000 (trees, hops, workers, threads, top, repeats)."""
     try:
@@ -314,6 +324,13 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--workers", type=_count, default=1, help="processes hearing files at once (default: 1)")
     a.set_defaults(run=cmd_index_build, model=None, window_hop=INDEX_DEFAULTS.shortlist.catalogue_hop_frames,
                    trees=INDEX_DEFAULTS.n_trees)
+    r = isub.add_parser("reembed", help="give a catalogue a model's new shortlist embedder, from its stored "
+                                        "melodies (no audio needed)")
+    r.add_argument("--index", required=True, help="catalogue whose melodies are kept")
+    r.add_argument("--out", help="write the new catalogue here (default: replace --index)")
+    r.add_argument("--model", default=str(assets.default_model_dir()),
+                   help="model directory with the embedder (default: the shipped model)")
+    r.set_defaults(run=cmd_index_reembed)
     return top
 
 

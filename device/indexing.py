@@ -14,7 +14,7 @@ from device import manifest as mf
 from device import safe_write
 from device.audio import AudioError, audio_blocks, printable
 from device import melody as mel
-from device.catalogue import MAX_FIELD_CHARS, Catalogue, IndexConfig, open_model, write_catalogue
+from device.catalogue import MAX_FIELD_CHARS, Catalogue, IndexConfig, open_model, read_songs, write_catalogue
 from device.model import MelodyModel
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m4a", ".opus")
@@ -167,10 +167,45 @@ def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: 
     return counts["added"], counts["skipped"]
 
 
+def reembed(catalogue_dir: Path, out_dir: Path, model_dir: Path, config: IndexConfig = IndexConfig(),
+            log: Callable[[str], None] = print) -> int:
+    """Writes a catalogue with the model directory's shortlist embedder from the melodies
+    another catalogue stores (no audio is heard again); returns the number of songs.
+
+    The catalogue may be of an earlier format (melody.bin and songs.csv have not changed),
+    but its melodies must have been heard by the model directory's melody model.
+    `out_dir` may be `catalogue_dir` itself: it is replaced only once the new one is
+    complete (device.safe_write).
+    """
+    manifest = mf.parse(Path(catalogue_dir) / mf.MANIFEST)
+    if not str(manifest.get("format", "")).startswith(mf.CATALOGUE_FORMAT_PREFIX):
+        raise mf.ManifestError(f"{catalogue_dir}: not a catalogue (format {str(manifest.get('format'))[:80]!r})")
+    model_manifest = _read_model_manifest(Path(model_dir))
+    model_path = mf.check_file(Path(model_dir), model_manifest["model"], "model")
+    try:
+        heard_by = str(manifest["model"]["sha256"])
+        melody_path = mf.check_file(Path(catalogue_dir), manifest["melody"], "melody")
+        songs_path = mf.check_file(Path(catalogue_dir), manifest["songs"], "song list")
+        rate_hz, count = float(manifest["melody"]["frame_rate_hz"]), int(manifest["songs"]["count"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise mf.ManifestError(f"{catalogue_dir}: manifest lacks {mf.one_line(exc)[:80]}") from exc
+    if heard_by != model_manifest["model"]["sha256"]:
+        raise mf.ManifestError(f"{catalogue_dir}: its melodies were heard by model {heard_by[:8]}, not by "
+                               f"{model_manifest['model']['sha256'][:8]}; build it again from the audio")
+    codes = np.fromfile(melody_path, dtype=np.uint8)
+    songs = read_songs(songs_path, count, codes.size)
+    log(f"re-embedding {len(songs)} songs")
+    write_catalogue(Path(out_dir), model_manifest, model_path,
+                    (((s.song_id, s.title, s.artist, s.duration_s), codes[s.first_frame:s.first_frame + s.n_frames])
+                     for s in songs), config, rate_hz)
+    return len(songs)
+
+
 def _read_model_manifest(model_dir: Path) -> dict:
     """A model directory's manifest, or the model part of a catalogue directory's."""
     try:
         return mf.read(model_dir, mf.MODEL_FORMAT)
     except mf.ManifestError:
         catalogue = mf.read(model_dir, mf.CATALOGUE_FORMAT)
-        return {"format": mf.MODEL_FORMAT, "frontend": catalogue["frontend"], "model": catalogue["model"]}
+        return {"format": mf.MODEL_FORMAT, "frontend": catalogue["frontend"], "model": catalogue["model"],
+                "embedder": catalogue["embedder"]}

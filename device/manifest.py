@@ -21,8 +21,8 @@ from pathlib import Path
 from device.frontend import FrontendConfig
 
 MANIFEST = "manifest.json"
-MODEL_FORMAT = "hum-search-model/2"  # 2: the melody model (1: window embeddings)
-CATALOGUE_FORMAT = "hum-search-catalogue/2"  # 2: melodies + shortlist windows
+MODEL_FORMAT = "hum-search-model/3"  # 3: + shortlist embedder; 2: the melody model; 1: window embeddings
+CATALOGUE_FORMAT = "hum-search-catalogue/3"  # 3: learned shortlist vectors; 2: phasor vectors
 CATALOGUE_FORMAT_PREFIX = "hum-search-catalogue/"  # every version this tool ever wrote
 MAX_MANIFEST_BYTES = 1 << 20  # ours are about 4 KB
 MAX_DEPTH = 32  # nesting of JSON containers; ours reach 5
@@ -148,17 +148,20 @@ MODEL_SECTION = {
                       "pool": Int(1, 64)}),
     "decision?": {"min_score": Real(0.0, 1.0), "min_margin": Real(0.0, 1.0)},
 }
+EMBEDDER_SECTION = {"file": FILE, "sha256": SHA256, "dim": Int(2, 1024), "window_frames": Int(1, 10_000)}
 SCHEMAS = {
-    MODEL_FORMAT: {"format": Text(re.escape(MODEL_FORMAT)), "frontend": ANY_SECTION, "model": MODEL_SECTION},
+    MODEL_FORMAT: {"format": Text(re.escape(MODEL_FORMAT)), "frontend": ANY_SECTION, "model": MODEL_SECTION,
+                   "embedder?": EMBEDDER_SECTION},
     CATALOGUE_FORMAT: {
         "format": Text(re.escape(CATALOGUE_FORMAT)), "frontend": ANY_SECTION, "model": MODEL_SECTION,
+        "embedder": EMBEDDER_SECTION,
         "melody": {"file": FILE, "sha256": SHA256, "frame_rate_hz": Real(0.01, 1000.0),
                    "frames": Int(0, 2 ** 40)},
         "windows": {"file": FILE, "sha256": SHA256},
         "index": {"file": FILE, "sha256": SHA256, "metric": Text("angular"), "n_trees": Int(1, 1000),
                   "n_items": Int(0, 2 ** 31 - 2), "dim": Int(2, 1024),
                   "shortlist": Closed({
-                      "window_frames": Int(1, 10_000), "points": Int(1, 512),
+                      "window_frames": Int(1, 10_000),
                       "catalogue_hop_frames": Int(1, 10_000), "query_hop_frames": Int(1, 10_000),
                       "scales": Items(Real(0.1, 10.0), 1, 32), "min_voiced": Real(0.0, 1.0),
                       "neighbours": Int(1, 10_000), "candidates": Int(1, 10_000)})},

@@ -4,7 +4,9 @@ The query's melody line is cut into key-free windows at several time scales; Ann
 catalogue windows like them and the shortlist ranks songs by consistent votes
 (device.shortlist). Each shortlisted song's melody, around where the votes place the
 query, is aligned with the whole query under a few keys near the voted one
-(device.alignment). The best alignment score decides, against the runner-up.
+(device.alignment). Each song's score mixes that alignment with its share of the
+shortlist's votes (how many query windows found it, where the alignment puts it); the
+best score decides, against the runner-up.
 """
 from __future__ import annotations
 
@@ -29,6 +31,12 @@ class MatcherConfig:
         slack: the aligned stretch of a song reaches this fraction of the query's length
             (at the voted scale) before and after where the votes place it ...
         margin_frames: ... plus this many melody frames.
+        vote_weight: a candidate's score is (alignment + vote_weight * votes / the most
+            votes any candidate has) / (1 + vote_weight). The votes say how many query
+            windows the embedder placed in the song: on 149 held-out hums and 300 queries
+            from outside the catalogue (1,417 songs), 0.15 lifted top-1 from 0.59 to 0.63
+            and the hums answered `match` at 1% false accepts and 97% precision from 37% to
+            49%.
         min_voiced_frames: a query with fewer melody frames than this is no_match.
         min_score: a best song whose alignment score is below this is no_match.
         min_margin: a best song whose score exceeds the runner-up's by less than this is
@@ -38,6 +46,7 @@ class MatcherConfig:
     key_steps: tuple[float, ...] = (-0.5, 0.0, 0.5)
     slack: float = 0.3
     margin_frames: int = 12
+    vote_weight: float = 0.15
     min_voiced_frames: int = 25
     min_score: float = 0.75  # fallback for a model manifest without a "decision" section
     min_margin: float = 0.08
@@ -65,7 +74,7 @@ class Candidate:
 
     Attributes:
         song: row in the catalogue.
-        score: alignment score in [0, 1].
+        score: in [0, 1]: the alignment score mixed with the share of votes (MatcherConfig.vote_weight).
         offset_frames: melody frame of the song where the query starts.
         key_semitones: shift that brings the query to the song's key (octaves aside).
         votes: the shortlist's votes for it.
@@ -92,7 +101,7 @@ def shortlist(line: np.ndarray, catalogue: "Catalogue", config: MatcherConfig) -
         return []
     search = catalogue.config.shortlist
     hits = []
-    for window in sl.query_windows(line, search):
+    for window in sl.query_windows(line, catalogue.embedder, search):
         rows, starts, sims, keys = catalogue.search(window.vector, search.neighbours)
         hits.append((window, rows, starts, sims, keys))
     return sl.rank(hits, search.candidates)
@@ -115,11 +124,19 @@ def at_scale(line: np.ndarray, scale: float) -> np.ndarray:
 
 def align_candidates(line: np.ndarray, found: list[sl.Candidate], catalogue: "Catalogue",
                      config: MatcherConfig) -> list[Candidate]:
-    """Shortlisted songs ranked by their alignment with the whole query, best first.
+    """Shortlisted songs ranked by their alignment with the whole query and their votes,
+    best first.
 
     The query is resampled to each candidate's voted tempo, then aligned with the song
     around where the votes place it, under keys near the voted one."""
     ranked = []
+    most_votes = max((c.votes for c in found), default=0.0)
+    weight = config.vote_weight
+
+    def mixed(score: float, votes: float) -> float:
+        share = votes / most_votes if most_votes > 0 else 0.0
+        return (score + weight * share) / (1.0 + weight)
+
     for scale in sorted({c.scale for c in found}):
         group = [c for c in found if c.scale == scale]
         query = at_scale(line, scale)
@@ -131,7 +148,7 @@ def align_candidates(line: np.ndarray, found: list[sl.Candidate], catalogue: "Ca
             keys.append(c.key_semitones + np.asarray(config.key_steps))
             firsts.append(first)
         aligned = al.align(query, stretches, np.array(keys))
-        ranked += [Candidate(c.row, a.score, first + a.start, a.key_semitones, c.votes)
+        ranked += [Candidate(c.row, mixed(a.score, c.votes), first + a.start, a.key_semitones, c.votes)
                    for c, a, first in zip(group, aligned, firsts)]
     return sorted(ranked, key=lambda c: (-c.score, c.song))
 

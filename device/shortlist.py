@@ -1,16 +1,19 @@
-"""Shortlist: key-free vectors of short melody stretches, for an Annoy search of the catalogue.
+"""Shortlist: vectors of short melody stretches, for an Annoy search of the catalogue.
 
-A stretch of `window_frames` melody frames becomes `points` pitch-class phasors (each the
-mean of exp(2 pi i pitch / 12) over its frames, 0 where there is no melody), rotated so
-that their sum points along the real axis: the vector forgets the key and the octave,
-keeps the order of the notes, and the rotation says the key (`key_semitones`). Queries
-are cut at several time scales, so a song's window is found whatever the hum's tempo.
+A stretch of `window_frames` melody frames becomes a unit vector by the shortlist
+embedder (device.embedder): key-free, and trained so that a hum's stretch and the
+recording's stretch of the same passage land close together despite loose timing. Each
+vector keeps its window's key (`device.embedder.keys`), so the alignment knows which key
+to try. Queries are cut at several time scales, so a song's window is found whatever the
+hum's tempo.
 """
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
+
+from device import embedder as em
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,21 +22,17 @@ class ShortlistConfig:
 
     Attributes:
         window_frames: song melody frames per vector.
-        points: phasors per vector (the vector has 2 * points values).
         catalogue_hop_frames: melody frames between catalogue windows.
         query_hop_frames: query frames between query windows (at scale 1).
-        scales: query frames per song frame tried (the hum's tempo relative to the song).
-            A window's vector is sensitive to timing: scales 7.5% apart and a 3-frame query
-            hop put some query window within 1.5 frames and 4% of tempo of every catalogue
-            window (against 14% and 6 frames, this lifted held-out hums' top-1 from 0.47 to
-            0.53 and mir1k voices' from 0.81 to 0.89 at 1,200 songs).
+        scales: query frames per song frame tried (the hum's tempo relative to the song),
+            7.5% apart: with a 3-frame query hop, some query window lies within 1.5 frames
+            and 4% of tempo of every catalogue window.
         min_voiced: windows with a smaller share of melody frames are not vectors.
         neighbours: Annoy neighbours per query vector.
         candidates: songs passed to the alignment.
     """
 
     window_frames: int = 48
-    points: int = 16
     catalogue_hop_frames: int = 12
     query_hop_frames: int = 3
     scales: tuple[float, ...] = (0.75, 0.806, 0.865, 0.93, 1.0, 1.073, 1.153, 1.238, 1.33)
@@ -41,39 +40,29 @@ class ShortlistConfig:
     neighbours: int = 100
     candidates: int = 30
 
-    @property
-    def dim(self) -> int:
-        return 2 * self.points
-
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def vector(line: np.ndarray, config: ShortlistConfig) -> tuple[np.ndarray, float] | None:
-    """The key-free vector of one window.
+def vectors(windows: np.ndarray, embedder: em.Embedder, config: ShortlistConfig
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectors of the windows that hold enough melody.
 
     Args:
-        line: float32 (window_frames,): MIDI per melody frame, 0 where none.
+        windows: float32 (B, window_frames) MIDI per melody frame, 0 where none.
 
     Returns:
-        (float32 (dim,) unit vector, the window's key in semitones in [0, 12)), or None when
-        too little of the window has melody or its pitch classes cancel out.
+        (kept bool (B,), vectors float32 (k, dim) unit length, keys float32 (k,) in
+        [0, 12)) for the k kept windows: those with at least min_voiced melody frames
+        whose pitch classes do not cancel out.
     """
-    voiced = line > 0
-    if voiced.mean() < config.min_voiced:
-        return None
-    phasor = np.where(voiced, np.exp(2j * np.pi * line / 12.0), 0.0)
-    points = phasor.reshape(config.points, -1).mean(axis=1)
-    total = points.sum()
-    if abs(total) < 1e-3 * config.points:
-        return None
-    rotated = points * np.conj(total) / abs(total)
-    v = np.concatenate([rotated.real, rotated.imag]).astype(np.float32)
-    key = float(np.mod(np.angle(total) * 12.0 / (2.0 * np.pi), 12.0))
-    return v / max(float(np.linalg.norm(v)), 1e-9), key
+    windows = np.asarray(windows, dtype=np.float32).reshape(-1, config.window_frames)
+    key, strength = em.keys(windows)
+    kept = ((windows > 0).mean(axis=1) >= config.min_voiced) & (strength >= 1e-3)
+    return kept, embedder.embed(em.features(windows[kept], key[kept])), key[kept]
 
 
-def catalogue_windows(line: np.ndarray, config: ShortlistConfig
+def catalogue_windows(line: np.ndarray, embedder: em.Embedder, config: ShortlistConfig
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A song's vectors.
 
@@ -82,20 +71,14 @@ def catalogue_windows(line: np.ndarray, config: ShortlistConfig
 
     Returns:
         (starts int32 (k,) melody frames, vectors float32 (k, dim), keys float32 (k,)),
-        windows every catalogue_hop_frames that qualify (`vector`).
+        windows every catalogue_hop_frames that qualify (`vectors`).
     """
-    starts, vectors, keys = [], [], []
-    for s in range(0, max(line.size - config.window_frames, 0) + 1, config.catalogue_hop_frames):
-        window = line[s:s + config.window_frames]
-        if window.size < config.window_frames:
-            window = np.pad(window, (0, config.window_frames - window.size))
-        made = vector(window, config)
-        if made is not None:
-            starts.append(s)
-            vectors.append(made[0])
-            keys.append(made[1])
-    return (np.array(starts, dtype=np.int32), np.array(vectors, dtype=np.float32).reshape(-1, config.dim),
-            np.array(keys, dtype=np.float32))
+    w = config.window_frames
+    starts = np.arange(0, max(line.size - w, 0) + 1, config.catalogue_hop_frames, dtype=np.int32)
+    padded = np.pad(np.asarray(line, np.float32), (0, max(w - line.size, 0)))
+    windows = padded[starts[:, None] + np.arange(w)]
+    kept, vecs, keys = vectors(windows, embedder, config)
+    return starts[kept], vecs, keys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,22 +91,24 @@ class QueryWindow:
     key: float
 
 
-def query_windows(line: np.ndarray, config: ShortlistConfig) -> list[QueryWindow]:
+def query_windows(line: np.ndarray, embedder: em.Embedder, config: ShortlistConfig) -> list[QueryWindow]:
     """Vectors of the query at every hop and scale (a window spans window_frames * scale
     query frames, resampled to window_frames); a query shorter than a window is padded."""
-    out = []
+    line = np.asarray(line, np.float32)
+    w = config.window_frames
+    places, windows = [], []
     for scale in config.scales:
-        span = int(round(config.window_frames * scale))
-        last = max(line.size - span, 0)
-        for s in range(0, last + 1, config.query_hop_frames):
-            segment = line[s:s + span]
-            if segment.size < span:
-                segment = np.pad(segment, (0, span - segment.size))
-            index = np.minimum((np.arange(config.window_frames) * scale).astype(np.int64), span - 1)
-            made = vector(segment[index], config)
-            if made is not None:
-                out.append(QueryWindow(s, scale, made[0], made[1]))
-    return out
+        span = int(round(w * scale))
+        padded = np.pad(line, (0, max(span - line.size, 0)))
+        index = np.minimum((np.arange(w) * scale).astype(np.int64), span - 1)
+        for s in range(0, max(line.size - span, 0) + 1, config.query_hop_frames):
+            places.append((s, scale))
+            windows.append(padded[s + index])
+    if not windows:
+        return []
+    kept, vecs, keys = vectors(np.array(windows), embedder, config)
+    return [QueryWindow(s, scale, v, float(k))
+            for (s, scale), v, k in zip([p for p, ok in zip(places, kept) if ok], vecs, keys)]
 
 
 @dataclasses.dataclass(frozen=True)

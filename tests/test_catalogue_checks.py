@@ -73,7 +73,9 @@ MANIFEST_CASES = {
     "no scales": (edited_json(lambda d: d["index"]["shortlist"].update(scales=[])), "field index.shortlist.scales"),
     "unknown shortlist key": (edited_json(lambda d: d["index"]["shortlist"].update(extra=1)),
                               "field index.shortlist.extra: unexpected"),
-    "points not dividing the window": (edited_json(lambda d: d["index"]["shortlist"].update(points=7)), "disagree"),
+    "index and embedder sizes differ": (edited_json(lambda d: d["index"].update(dim=16)), "disagree"),
+    "windows the embedder was not trained on": (edited_json(lambda d: d["index"]["shortlist"].update(window_frames=64)),
+                                                "the embedder's of 48"),
     "wrong song count": (edited_json(lambda d: d["songs"].update(count=d["songs"]["count"] + 1)), "the manifest says"),
     "wrong item count": (edited_json(lambda d: d["index"].update(n_items=d["index"]["n_items"] + 1)), ""),
     "a file outside the folder": (edited_json(lambda d: d["model"].update(file="../model.tflite")), "field model.file"),
@@ -204,6 +206,12 @@ def test_a_damaged_annoy_file_is_refused_before_annoy_maps_it(tone_catalogue, tm
                                        ("one node", lambda raw: raw[:140])])
 def test_an_annoy_file_of_the_wrong_size_is_refused(tone_catalogue, tmp_path, case, edit):
     refused(damaged(tone_catalogue, tmp_path, "index.ann", edit), "index.ann")
+
+
+@pytest.mark.parametrize("edit,match", [(lambda raw: raw[: len(raw) // 2], "unreadable embedder weights"),
+                                        (lambda raw: b"PK" + bytes(100), "unreadable embedder weights")])
+def test_damaged_embedder_weights_are_refused(tone_catalogue, tmp_path, edit, match):
+    refused(damaged(tone_catalogue, tmp_path, "embedder.npz", edit), match)
 
 
 def test_the_shipped_and_built_catalogues_pass_every_check(tone_catalogue):

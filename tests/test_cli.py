@@ -61,17 +61,18 @@ def test_identify_json_contract_on_the_demo_hums():
     # that the pipeline finds a known hum first is the next test's.
 
 
-def test_the_shipped_assets_find_three_demo_hums_first():
-    """Twinkle, Ode to Joy and Happy Birthday come first; Jingle Bells' hum is not even
-    shortlisted (its whole-song alignment would rank it first: the README says so)."""
+def test_the_shipped_assets_answer_three_demo_hums():
+    """Twinkle, Ode to Joy and Happy Birthday are answered `match`, rightly; Jingle Bells'
+    hum is not even shortlisted (its whole-song alignment would rank it first: the README
+    says so)."""
     demos = sorted(assets.demo_dir().glob("*.wav"))
     result = hum_search("identify", *map(str, demos), "--json", "--top", "1")
     assert result.returncode == 0, result.stderr
-    first = {Path(line["file"]).stem: line["matches"][0]["song_id"]
-             for line in map(json.loads, result.stdout.splitlines())}
-    assert first["twinkle-twinkle-hum"] == "written-twinkle-twinkle"
-    assert first["ode-to-joy-la"] == "written-ode-to-joy"
-    assert first["happy-birthday-to-you-la"] == "openewld-Happy_Birthday_to_You"
+    answers = {Path(line["file"]).stem: (line["decision"], line["matches"][0]["song_id"])
+               for line in map(json.loads, result.stdout.splitlines())}
+    assert answers["twinkle-twinkle-hum"] == ("match", "written-twinkle-twinkle")
+    assert answers["ode-to-joy-la"] == ("match", "written-ode-to-joy")
+    assert answers["happy-birthday-to-you-la"] == ("match", "openewld-Happy_Birthday_to_You")
 
 
 def test_demo_identifies_every_shipped_demo_hum():

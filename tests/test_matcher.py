@@ -1,9 +1,11 @@
-"""Matching pieces on known melodies: the key-free shortlist vectors, the alignment of a
-whole query, and the decision."""
+"""Matching pieces on known melodies: the shortlist's vote (with the shipped embedder),
+the alignment of a whole query, and the decision (the vectors: test_embedder)."""
 import numpy as np
 import pytest
 
 from device import alignment as al
+from device import assets
+from device import embedder as em
 from device import shortlist as sl
 from device.matcher import Candidate, MatcherConfig, decide
 
@@ -15,21 +17,6 @@ def tune(n_notes: int, frames_per_note: int = 4, seed: int = 0) -> np.ndarray:
     scale = np.array([0, 2, 4, 5, 7, 9, 11, 12, 14])
     notes = 60 + np.random.default_rng(seed).choice(scale, n_notes)
     return np.repeat(notes, frames_per_note).astype(np.float32)
-
-
-def test_vectors_forget_key_and_octave_but_not_the_order_of_notes():
-    config = sl.ShortlistConfig()
-    line = tune(12)[:config.window_frames]
-    v, key = sl.vector(line, config)
-    for shift in (3.0, -5.0, 12.0, 7.5):
-        w, key_w = sl.vector(line + shift, config)
-        np.testing.assert_allclose(w, v, atol=1e-5)
-        assert np.isclose(np.mod(key_w - key - shift + 6, 12) - 6, 0, atol=1e-4)
-    reversed_line, _ = sl.vector(line[::-1].copy(), config)
-    assert float(v @ reversed_line) < 0.9
-    silent = line.copy()
-    silent[: int(0.6 * silent.size)] = 0
-    assert sl.vector(silent, config) is None
 
 
 def test_alignment_finds_the_passage_under_key_tempo_and_local_timing():
@@ -57,13 +44,14 @@ def test_alignment_of_a_silent_query_scores_zero():
 
 def test_shortlist_votes_for_consistent_placements():
     config = sl.ShortlistConfig()
+    embedder = em.Embedder(assets.default_model_dir() / "embedder.npz")
     songs = [tune(150, seed=s) for s in range(5)]
     index = [(row, start, vec, key) for row, line in enumerate(songs)
-             for start, vec, key in zip(*sl.catalogue_windows(line, config))]
+             for start, vec, key in zip(*sl.catalogue_windows(line, embedder, config))]
     vectors = np.stack([v for _, _, v, _ in index])
     query = songs[3][200:340] + 2.0
     hits = []
-    for window in sl.query_windows(query, config):
+    for window in sl.query_windows(query, embedder, config):
         sims = vectors @ window.vector
         best = np.argsort(-sims)[:10]
         hits.append((window, np.array([index[i][0] for i in best]), np.array([index[i][1] for i in best]),
@@ -108,3 +96,24 @@ def test_thresholds_come_from_the_model_or_fail_in_one_line():
     for bad in ({"min_score": "x", "min_margin": 0.1}, {"min_score": 2.0, "min_margin": 0.1}, {}):
         with pytest.raises(ValueError):
             MatcherConfig.for_model({"decision": bad})
+
+
+def test_scores_mix_the_alignment_with_the_share_of_votes(tone_catalogue):
+    """score = (alignment + vote_weight * votes / most votes) / (1 + vote_weight): equal
+    alignments are told apart by the votes, and scores stay in [0, 1]."""
+    import dataclasses
+
+    from device.catalogue import Catalogue
+    from device.matcher import align_candidates
+    catalogue = Catalogue(tone_catalogue)
+    query = catalogue.melody(0)[40:140].copy()
+    found = [sl.Candidate(0, 4.0, 40.0, 1.0, 0.0), sl.Candidate(1, 1.0, 40.0, 1.0, 0.0)]
+    plain = {c.song: c.score for c in align_candidates(query, found, catalogue, MatcherConfig(vote_weight=0.0))}
+    mixed = align_candidates(query, found, catalogue, MatcherConfig(vote_weight=0.5))
+    assert [c.song for c in mixed] == [0, 1] and plain[0] > 0.9
+    for c in mixed:
+        share = {0: 1.0, 1: 0.25}[c.song]
+        assert c.score == pytest.approx((plain[c.song] + 0.5 * share) / 1.5) and 0.0 <= c.score <= 1.0
+    tie = [dataclasses.replace(found[0], row=1, votes=1.0), dataclasses.replace(found[1], row=1, votes=4.0)]
+    scores = [c.score for c in align_candidates(query, tie, catalogue, MatcherConfig(vote_weight=0.5))]
+    assert scores[0] > scores[1]  # the same alignment, more votes first

@@ -59,5 +59,10 @@ def test_sized_catalogues_are_built_once_per_model_and_size(tmp_path):
     again = scorecard.sized_catalogue(base, 200, tmp_path, None)
     assert again.directory == folder and (folder / "index.ann").stat().st_mtime_ns == stamp
     assert (again.matcher.min_score, again.matcher.min_margin) == (0.2, 0.5)
+    kept = mf.read(folder, mf.CATALOGUE_FORMAT)  # kept with another shortlist embedder: re-embedded
+    mf.write(folder, kept | {"embedder": dict(kept["embedder"], sha256="0" * 64)})
+    redone = scorecard.sized_catalogue(base, 200, tmp_path, None)
+    assert redone.directory == folder and (folder / "index.ann").stat().st_mtime_ns != stamp
+    assert redone.manifest["embedder"] == Catalogue(base).manifest["embedder"] and len(redone.songs) == 200
     cost = scorecard.model_cost(Catalogue(assets.default_catalogue_dir()))
     assert cost["hop_s"] == 3.2 and cost["macs_per_audio_s"] == round(cost["macs_per_window"] / 3.2)

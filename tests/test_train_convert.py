@@ -166,3 +166,63 @@ def test_the_jax_backend_trains_the_same_model_and_tensorflow_converts_it(pairs_
     assert [w.shape for w in trained.get_weights()] == [w.shape for w in same.get_weights()]
     written = convert(run_dir, pairs_dir, tmp_path / "model")
     assert MelodyModel(tmp_path / "model" / "model.tflite").output_shape == tuple(written["model"]["output_shape"])
+
+
+def test_line_pairs_train_a_shortlist_embedder_that_the_model_and_its_catalogues_carry(
+        pairs_dir, tone_songs, tmp_path):
+    """The shortlist embedder's chain for real on a tiny scale: the lines the shipped model
+    hears in the pairs, a few steps of training that resume, the weights added to a model
+    directory (refused for another model's lines), a catalogue built with them and an
+    existing one re-embedded."""
+    import json
+    import pickle
+    import shutil
+
+    from converter import embedder as add_embedder
+    from device import assets, indexing
+    from device.catalogue import Catalogue
+    from training import embedder_train, line_pairs
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(assets.default_model_dir(), model_dir)
+    manifest = mf.read(model_dir, mf.MODEL_FORMAT)
+    del manifest["embedder"]
+    mf.write(model_dir, manifest)
+    (model_dir / "embedder.npz").unlink()
+    with pytest.raises(mf.ManifestError, match="no shortlist embedder"):
+        indexing.build(tone_songs, tmp_path / "refused", model_dir, log=lambda line: None)
+
+    lines = tmp_path / "lines.pkl"
+    assert line_pairs.main(["--pairs", str(pairs_dir), "--model", str(model_dir), "--out", str(lines)]) == 0
+    data = pickle.loads(lines.read_bytes())
+    assert data["model_sha256"] == manifest["model"]["sha256"] and data["per_melody_frame"] == 4
+    song = data["songs"][0]
+    assert song["recording"].dtype == np.uint8 and np.count_nonzero(song["recording"]) > 0.3 * song["recording"].size
+    for hum, where in zip(song["hums"], song["hum_to_recording"]):
+        assert hum.shape == where.shape and np.all(np.diff(where) > 0)  # a hum moves forward in the song
+
+    run = tmp_path / "run"
+    common = ["--lines", str(lines), "--run", str(run), "--steps", "3", "--batch", "8"]
+    assert embedder_train.main(common + ["--epochs", "2"]) == 0
+    assert embedder_train.main(common + ["--epochs", "3"]) == 0  # resumes: one more epoch
+    state = json.loads((run / "state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [1, 2, 3] and all(np.isfinite(h["loss"]) for h in state["history"])
+
+    elsewhere = tmp_path / "other-run"
+    shutil.copytree(run, elsewhere)
+    (elsewhere / "state.json").write_text(json.dumps(dict(state, model_sha256="0" * 64)))
+    with pytest.raises(mf.ManifestError, match="trained on lines of model 00000000"):
+        add_embedder.add(elsewhere, model_dir)
+    written = add_embedder.add(run, model_dir)
+    assert written["embedder"]["dim"] == 32 and mf.read(model_dir, mf.MODEL_FORMAT)["embedder"] == written["embedder"]
+
+    built = tmp_path / "catalogue"
+    indexing.build(tone_songs, built, model_dir, log=lambda line: None)
+    catalogue = Catalogue(built)
+    assert catalogue.manifest["embedder"]["sha256"] == written["embedder"]["sha256"] and catalogue.n_items > 0
+    shipped = tmp_path / "shipped-embedder"
+    indexing.build(tone_songs, shipped, assets.default_model_dir(), log=lambda line: None)
+    assert indexing.reembed(shipped, shipped, model_dir, log=lambda line: None) == len(catalogue.songs)
+    again = Catalogue(shipped)
+    assert again.manifest["embedder"]["sha256"] == written["embedder"]["sha256"]
+    assert np.array_equal(again.codes(0), catalogue.codes(0)) and again.n_items == catalogue.n_items

@@ -44,6 +44,20 @@ class ShortlistConfig:
         return dataclasses.asdict(self)
 
 
+def indexable(windows: np.ndarray, config: ShortlistConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Which windows get a vector, and their keys.
+
+    Args:
+        windows: float32 (B, window_frames) MIDI per melody frame, 0 where none.
+
+    Returns:
+        (kept bool (B,): at least min_voiced melody frames whose pitch classes do not
+        cancel out, keys float32 (B,) in [0, 12)).
+    """
+    key, strength = em.keys(windows)
+    return ((windows > 0).mean(axis=1) >= config.min_voiced) & (strength >= 1e-3), key
+
+
 def vectors(windows: np.ndarray, embedder: em.Embedder, config: ShortlistConfig
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vectors of the windows that hold enough melody.
@@ -52,13 +66,11 @@ def vectors(windows: np.ndarray, embedder: em.Embedder, config: ShortlistConfig
         windows: float32 (B, window_frames) MIDI per melody frame, 0 where none.
 
     Returns:
-        (kept bool (B,), vectors float32 (k, dim) unit length, keys float32 (k,) in
-        [0, 12)) for the k kept windows: those with at least min_voiced melody frames
-        whose pitch classes do not cancel out.
+        (kept bool (B,) (`indexable`), vectors float32 (k, dim) unit length, keys float32
+        (k,) in [0, 12)) for the k kept windows.
     """
     windows = np.asarray(windows, dtype=np.float32).reshape(-1, config.window_frames)
-    key, strength = em.keys(windows)
-    kept = ((windows > 0).mean(axis=1) >= config.min_voiced) & (strength >= 1e-3)
+    kept, key = indexable(windows, config)
     return kept, embedder.embed(em.features(windows[kept], key[kept])), key[kept]
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from device import embedder as em
 from device import melody as mel
-from device.shortlist import ShortlistConfig
+from device.shortlist import ShortlistConfig, indexable
 from training import embedder_model as model_lib
 from training.pair_shards import song_seed
 
@@ -64,14 +64,6 @@ def load_songs(path: Path) -> tuple[list[str], list[Song], str]:
     return ids, songs, data["model_sha256"]
 
 
-def usable(windows: np.ndarray, search: ShortlistConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(keys (B,), ok bool (B,)): windows the shortlist would index, as in
-    device.shortlist."""
-    key, strength = em.keys(windows)
-    ok = ((windows > 0).mean(axis=1) >= search.min_voiced) & (strength >= 1e-3)
-    return key, ok
-
-
 def sample(songs: list[Song], rng: np.random.Generator, n: int, search: ShortlistConfig,
            offset_jitter: float) -> tuple[np.ndarray, np.ndarray]:
     """(query features, recording features), each float32 (m, W, CHANNELS), m <= n: one
@@ -101,8 +93,8 @@ def sample(songs: list[Song], rng: np.random.Generator, n: int, search: Shortlis
             recordings.append(song.recording[r0:r0 + w])
             break
     q, r = np.array(queries, np.float32).reshape(-1, w), np.array(recordings, np.float32).reshape(-1, w)
-    kq, okq = usable(q, search)
-    kr, okr = usable(r, search)
+    okq, kq = indexable(q, search)
+    okr, kr = indexable(r, search)
     ok = okq & okr
     return em.features(q[ok], kq[ok]), em.features(r[ok], kr[ok])
 

@@ -49,8 +49,7 @@ def add(run_dir: Path, model_dir: Path) -> dict:
     manifest["embedder"] = {
         "file": EMBEDDER_FILE, "sha256": mf.sha256_of(model_dir / EMBEDDER_FILE), "dim": embedder.dim,
         "window_frames": int(state["config"]["window_frames"]),
-        "parameters": int(sum(layer.kernel.size + layer.bias.size for layer in embedder.layers)
-                          + embedder.dense.size + embedder.dense_bias.size),
+        "parameters": embedder.parameters,
         "macs_per_window": embedder.macs_per_window(state["config"]["window_frames"]),
         "training_run": {"run": run_dir.name, "lines": state.get("lines"), "epoch": best["epoch"],
                          "validation_top1_in_batch": round(best["val_top1"], 4),

@@ -87,17 +87,12 @@ class Catalogue:
         index_path = mf.check_file(self.directory, self.manifest["index"], "index")
         melody_path = mf.check_file(self.directory, self.manifest["melody"], "melody")
         windows_path = mf.check_file(self.directory, self.manifest["windows"], "windows")
-        self.embedder_path = mf.check_file(self.directory, self.manifest["embedder"], "embedder")
         songs_path = mf.check_file(self.directory, self.manifest["songs"], "song list")
         section = self.manifest["index"]
         shortlist = sl.ShortlistConfig(**dict(section["shortlist"], scales=tuple(section["shortlist"]["scales"])))
-        try:
-            self.embedder = em.Embedder(self.embedder_path)
-        except em.EmbedderError as exc:
-            raise mf.ManifestError(str(exc)) from exc
-        if not section["dim"] == self.manifest["embedder"]["dim"] == self.embedder.dim:
-            raise mf.ManifestError(f"{self.directory}: index.dim {section['dim']}, embedder.dim "
-                                   f"{self.manifest['embedder']['dim']} and the embedder's "
+        _, self.embedder = shortlist_embedder(self.manifest, self.directory)
+        if section["dim"] != self.embedder.dim:
+            raise mf.ManifestError(f"{self.directory}: index.dim {section['dim']} and the embedder's "
                                    f"{self.embedder.dim} values disagree")
         if shortlist.window_frames != self.manifest["embedder"]["window_frames"]:
             raise mf.ManifestError(f"{self.directory}: shortlist windows of {shortlist.window_frames} frames, "
@@ -278,8 +273,7 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
     Raises:
         OutputError: `out_dir` may not be replaced, or the disk is full.
     """
-    embedder_path = shortlist_embedder(model_dir_manifest, model_path.parent)
-    embedder = em.Embedder(embedder_path)
+    embedder_path, embedder = shortlist_embedder(model_dir_manifest, model_path.parent)
     # the windows the embedder was trained on
     config = dataclasses.replace(config, shortlist=dataclasses.replace(
         config.shortlist, window_frames=int(model_dir_manifest["embedder"]["window_frames"])))
@@ -336,8 +330,9 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
     replace_directory(Path(out_dir), fill, inputs)
 
 
-def shortlist_embedder(model_dir_manifest: dict, directory: Path) -> Path:
-    """The verified shortlist embedder file named by a model or catalogue manifest.
+def shortlist_embedder(model_dir_manifest: dict, directory: Path) -> tuple[Path, em.Embedder]:
+    """The shortlist embedder named by a model or catalogue manifest: its file, verified,
+    and the loaded network.
 
     Raises:
         ManifestError: the manifest names none, or the file is missing, changed or not
@@ -349,12 +344,12 @@ def shortlist_embedder(model_dir_manifest: dict, directory: Path) -> Path:
                                "python -m converter.embedder")
     path = mf.check_file(directory, section, "embedder")
     try:
-        dim = em.Embedder(path).dim
+        embedder = em.Embedder(path)
     except em.EmbedderError as exc:
         raise mf.ManifestError(str(exc)) from exc
-    if dim != section["dim"]:
-        raise mf.ManifestError(f"{path}: {dim} values per vector, the manifest says {section['dim']}")
-    return path
+    if embedder.dim != section["dim"]:
+        raise mf.ManifestError(f"{path}: {embedder.dim} values per vector, the manifest says {section['dim']}")
+    return path, embedder
 
 
 def _rows_to_npy(raw: Path, out: Path, n_rows: int, chunk_bytes: int = 1 << 22) -> None:

@@ -100,6 +100,11 @@ class Embedder:
     def dim(self) -> int:
         return self.dense.shape[1]
 
+    @property
+    def parameters(self) -> int:
+        return int(sum(layer.kernel.size + layer.bias.size for layer in self.layers)
+                   + self.dense.size + self.dense_bias.size)
+
     def macs_per_window(self, window_frames: int) -> int:
         """Multiply-accumulates to embed one window."""
         conv = sum(layer.kernel.size for layer in self.layers) * window_frames

@@ -159,6 +159,21 @@ def tonal_frames(frames_db: np.ndarray, min_prominence_db: float, half_width_bin
     return prominence >= min_prominence_db
 
 
+def audible_tonal(frames_db: np.ndarray, config: RecognizerConfig) -> np.ndarray:
+    """bool (n_frames,): frames loud enough (config.min_peak_db) and tonal (`tonal_frames`):
+    the only ones a melody is read from."""
+    loud = frames_db.max(axis=1, initial=-np.inf) >= config.min_peak_db
+    return loud & tonal_frames(frames_db, config.min_prominence_db, config.prominence_half_width_bins)
+
+
+def tonal_melody_frames(tonal: np.ndarray, n_melody_frames: int, per_melody_frame: int) -> np.ndarray:
+    """bool (n_melody_frames,): melody frames of which at least half the spectrogram frames
+    are audible and tonal (`audible_tonal`, bool (n_frames,); frames past its end are not)."""
+    padded = np.zeros(n_melody_frames * per_melody_frame, dtype=bool)
+    padded[:min(tonal.size, padded.size)] = tonal[:padded.size]
+    return padded.reshape(n_melody_frames, per_melody_frame).mean(axis=1) >= 0.5
+
+
 class Recognizer:
     """Owns a catalogue's melody model and the state of one query.
 
@@ -206,10 +221,7 @@ class Recognizer:
         """Passes the first n_frames pending frames to the model."""
         frames, self._pending = self._pending[:n_frames], self._pending[n_frames:]
         t0 = time.perf_counter()
-        config = self.config
-        loud = frames.max(axis=1, initial=-np.inf) >= config.min_peak_db
-        tonal = tonal_frames(frames, config.min_prominence_db, config.prominence_half_width_bins)
-        self._tonal = np.concatenate([self._tonal, loud & tonal])
+        self._tonal = np.concatenate([self._tonal, audible_tonal(frames, self.config)])
         t1 = time.perf_counter()
         self._salience.push(frames)
         self._timing["frontend"] += t1 - t0
@@ -233,10 +245,7 @@ class Recognizer:
         self._timing["model"] += time.perf_counter() - t0
         config = self.catalogue.melody_config
         line, _ = mel.pitch_line(salience, self.frontend, config)
-        per_melody_frame = self.model.time_stride * config.pool
-        padded = np.zeros(line.size * per_melody_frame, dtype=bool)
-        padded[:self._tonal.size] = self._tonal
-        tonal = padded.reshape(line.size, per_melody_frame).mean(axis=1) >= 0.5
+        tonal = tonal_melody_frames(self._tonal, line.size, self.model.time_stride * config.pool)
         silenced = int(np.count_nonzero((line > 0) & ~tonal))
         return np.where(tonal, line, 0.0).astype(np.float32), silenced
 

@@ -50,6 +50,7 @@ def test_the_numpy_network_is_the_keras_network():
         embedder_model.export(model, Path(tmp) / "e.npz")
         ours = em.Embedder(Path(tmp) / "e.npz")
     assert ours.dim == 6 and ours.macs_per_window(48) == 48 * (5 * 13 * 8 + 3 * 8 * 8) + 16 * 6
+    assert ours.parameters == model.count_params()
     np.testing.assert_allclose(ours.embed(x), np.asarray(model(x)), atol=1e-5)
 
 

@@ -37,6 +37,11 @@ from training.pair_shards import song_seed
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
+    """The embedder's schedule (not training.config.TrainConfig, the melody model's):
+    cosine-decayed learning rate over `epochs` of `steps_per_epoch` batches of `batch`
+    songs; softmax `temperature`; the recording window's start jittered by up to
+    `offset_jitter` melody frames; validation on a `validation_fraction` of the songs."""
+
     epochs: int = 30
     steps_per_epoch: int = 100
     batch: int = 512

@@ -32,13 +32,9 @@ def heard(spectrogram_db: np.ndarray, model, frontend, config: mel.MelodyConfig,
     frames = np.asarray(spectrogram_db, dtype=np.float32)
     line, _ = mel.pitch_line(mel.salience(frames, model, frontend, config), frontend, config)
     if tonal_only:
-        rec = rc.RecognizerConfig()
-        per = model.time_stride * config.pool
-        tonal = rc.tonal_frames(frames, rec.min_prominence_db, rec.prominence_half_width_bins)
-        tonal &= frames.max(axis=1) >= rec.min_peak_db
-        padded = np.zeros(line.size * per, dtype=bool)
-        padded[:min(tonal.size, padded.size)] = tonal[:padded.size]
-        line = np.where(padded.reshape(line.size, per).mean(axis=1) >= 0.5, line, 0.0)
+        tonal = rc.tonal_melody_frames(rc.audible_tonal(frames, rc.RecognizerConfig()), line.size,
+                                       model.time_stride * config.pool)
+        line = np.where(tonal, line, 0.0)
     return mel.encode(line)
 
 

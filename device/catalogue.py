@@ -266,7 +266,8 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
         model_dir_manifest: the model directory's manifest (frontend, "model" and
             "embedder" sections; the embedder's file lies beside model_path).
         songs: per song ((song_id, title, artist, duration_s), uint8 (n_frames,) its melody
-            (device.melody.encode)).
+            (device.melody.encode)), optionally followed by its shortlist windows as
+            song_windows() makes them with this embedder and config (computed here if not).
         melody_rate_hz: melody frames per second.
         inputs: folders `out_dir` may neither equal nor contain (the audio folder).
 
@@ -274,9 +275,7 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
         OutputError: `out_dir` may not be replaced, or the disk is full.
     """
     embedder_path, embedder = shortlist_embedder(model_dir_manifest, model_path.parent)
-    # the windows the embedder was trained on
-    config = dataclasses.replace(config, shortlist=dataclasses.replace(
-        config.shortlist, window_frames=int(model_dir_manifest["embedder"]["window_frames"])))
+    config = indexed_config(config, model_dir_manifest)
 
     def fill(tmp: Path) -> None:
         index = AnnoyIndex(embedder.dim, config.metric)
@@ -284,9 +283,9 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
         infos, first, item = [], 0, 0
         rows_path = tmp / ".windows.raw"  # float32 rows of 3, windows.npy's data
         with open(tmp / MELODY_FILE, "wb") as melody, open(rows_path, "wb") as rows:
-            for row, ((song_id, title, artist, duration_s), code) in enumerate(songs):
+            for row, ((song_id, title, artist, duration_s), code, *windows) in enumerate(songs):
                 code = np.asarray(code, np.uint8)
-                starts, vectors, keys = sl.catalogue_windows(mel.decode(code), embedder, config.shortlist)
+                starts, vectors, keys = windows[0] if windows else song_windows(code, embedder, config)
                 for vector in vectors:
                     index.add_item(item, vector.tolist())
                     item += 1
@@ -328,6 +327,27 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
         mf.write(tmp, manifest)
 
     replace_directory(Path(out_dir), fill, inputs)
+
+
+def indexed_config(config: IndexConfig, model_dir_manifest: dict) -> IndexConfig:
+    """The index settings a catalogue is written with: `config` with the shortlist windows
+    the model's embedder was trained on."""
+    return dataclasses.replace(config, shortlist=dataclasses.replace(
+        config.shortlist, window_frames=int(model_dir_manifest["embedder"]["window_frames"])))
+
+
+def song_windows(code: np.ndarray, embedder: em.Embedder, config: IndexConfig
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A song's shortlist windows (device.shortlist.catalogue_windows of its melody).
+
+    Args:
+        code: uint8 (n_frames,) the song's encoded melody.
+        config: as indexed_config() returns it.
+
+    Returns:
+        starts (n,) melody frames, vectors float32 (n, embedder.dim), keys float32 (n,) semitones.
+    """
+    return sl.catalogue_windows(mel.decode(np.asarray(code, np.uint8)), embedder, config.shortlist)
 
 
 def shortlist_embedder(model_dir_manifest: dict, directory: Path) -> tuple[Path, em.Embedder]:

@@ -3,9 +3,10 @@ the melody model hears each recording once and the catalogue keeps its melody li
 from __future__ import annotations
 
 import csv
+import dataclasses
 import multiprocessing
 from collections.abc import Callable, Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -78,17 +79,83 @@ def _start_worker(model_path: str, frontend: fe.FrontendConfig, config: mel.Melo
     _worker = (MelodyModel(model_path, num_threads=1), frontend, config)
 
 
-def _hear(path: Path) -> tuple[np.ndarray, float] | str:
-    """(encoded melody, seconds) of one file, or the one-line reason it was skipped."""
-    model, frontend, config = _worker
+def hear(path: Path, model: MelodyModel, frontend: fe.FrontendConfig,
+         config: mel.MelodyConfig) -> tuple[np.ndarray, float] | str:
+    """One recording heard: (encoded melody uint8 (n_melody_frames,), seconds of audio), or
+    the one-line reason it cannot be in a catalogue (unreadable, or shorter than a window)."""
     try:
         code, samples = melody_of(audio_blocks(path, frontend.sample_rate_hz), model, frontend, config)
     except AudioError as exc:
-        return f"skipped {exc}"
+        return str(exc)
     if fe.n_frames(samples, frontend) < frontend.window_frames:
-        return (f"skipped {printable(str(path))}: {samples / frontend.sample_rate_hz:.2f} s is shorter "
+        return (f"{printable(str(path))}: {samples / frontend.sample_rate_hz:.2f} s is shorter "
                 f"than one {frontend.window_seconds:.2f} s window of the model")
     return code, samples / frontend.sample_rate_hz
+
+
+def _hear(path: Path) -> tuple[np.ndarray, float] | str:
+    """hear() in a hearing process; a reason is returned as the line to log."""
+    outcome = hear(path, *_worker)
+    return f"skipped {outcome}" if isinstance(outcome, str) else outcome
+
+
+@dataclasses.dataclass(frozen=True)
+class Hearing:
+    """What a catalogue's songs are heard and indexed with.
+
+    Attributes:
+        model_manifest: the model directory's manifest (or the base catalogue's).
+        model_dir: where the model and its embedder lie.
+        model_path: the melody model, verified against the manifest.
+        frontend, melody: the frontend and melody-line settings the model was made with.
+        config: the index settings (a base catalogue's own when extending it).
+        melody_rate_hz: melody frames per second.
+    """
+
+    model_manifest: dict
+    model_dir: Path
+    model_path: Path
+    frontend: fe.FrontendConfig
+    melody: mel.MelodyConfig
+    config: IndexConfig
+    melody_rate_hz: float
+
+
+def hearing(model_dir: Path | None, config: IndexConfig = IndexConfig(), base: Catalogue | None = None) -> Hearing:
+    """The model (run once: a broken one is refused before any audio is heard) and index
+    settings of a build: the model directory's, or the base catalogue's when extending it."""
+    if base is not None:
+        model_manifest, model_path, config = base.manifest, base.model_path, base.config
+        model_dir = base.directory
+    else:
+        model_manifest = _read_model_manifest(Path(model_dir))
+        model_path = mf.check_file(Path(model_dir), model_manifest["model"], "model")
+    frontend = mf.check_frontend(model_manifest, model_dir)
+    melody_config = mel.MelodyConfig(**model_manifest["model"]["melody"])
+    time_stride = open_model(model_path, model_manifest["model"]["sha256"], frontend).time_stride
+    return Hearing(model_manifest, Path(model_dir), model_path, frontend, melody_config, config,
+                   melody_config.frame_rate_hz(frontend, time_stride))
+
+
+def new_files(files: Iterable[Path | str], seen: Iterable[str], log: Callable[[str], None]) -> list[Path | str]:
+    """The files (paths or URIs) whose song id (file stem) is not in `seen` nor taken by an
+    earlier file; each other one is logged as skipped."""
+    seen, todo = set(seen), []
+    for path in files:
+        stem = PurePosixPath(str(path)).stem
+        if stem in seen:
+            log(f"skipped {printable(str(path))}: song id {printable(stem)!r} is already in the catalogue")
+        else:
+            todo.append(path)
+            seen.add(stem)
+    return todo
+
+
+def base_songs(base: Catalogue | None) -> Iterable[tuple[tuple[str, str, str, float], np.ndarray]]:
+    """((song_id, title, artist, duration_s), melody code) of each song of the catalogue
+    being extended, in order (none without one)."""
+    for row, song in enumerate(base.songs if base is not None else ()):
+        yield (song.song_id, song.title, song.artist, song.duration_s), base.codes(row)
 
 
 def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: Path | None = None,
@@ -110,40 +177,21 @@ def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: 
     safe_write.check_output(out_dir, [audio_dir])  # before hours of hearing, not after
     metadata = read_metadata(metadata_csv)
     files = audio_files(audio_dir)
-    if base is not None:
-        model_manifest, model_path, config = base.manifest, base.model_path, base.config
-        kept = [(s.song_id, s.title, s.artist, s.duration_s) for s in base.songs]
-        model_dir = base.directory
-    else:
-        model_manifest = _read_model_manifest(Path(model_dir))
-        model_path = mf.check_file(Path(model_dir), model_manifest["model"], "model")
-        kept = []
-    frontend = mf.check_frontend(model_manifest, model_dir)
-    melody_config = mel.MelodyConfig(**model_manifest["model"]["melody"])
-    # also refuses a broken model early
-    time_stride = open_model(model_path, model_manifest["model"]["sha256"], frontend).time_stride
-    seen = {s[0] for s in kept}
-    todo = []
-    for path in files:
-        if path.stem in seen:
-            log(f"skipped {printable(str(path))}: song id {printable(path.stem)!r} is already in the catalogue")
-        else:
-            todo.append(path)
-            seen.add(path.stem)
+    setup = hearing(model_dir, config, base)
+    todo = new_files(files, (s.song_id for s in base.songs) if base is not None else (), log)
     counts = {"added": 0, "skipped": len(files) - len(todo)}
-    setup = (str(model_path), frontend, melody_config)
+    worker_setup = (str(setup.model_path), setup.frontend, setup.melody)
 
     def songs():
         """(song, code) of the base's songs, then of each file as it is heard: the catalogue
         is written as they come, so memory does not grow with their number."""
-        for row, song in enumerate(kept):
-            yield song, base.codes(row)
+        yield from base_songs(base)
         if workers > 1:
-            pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, setup)
+            pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, worker_setup)
             heard = pool.imap(_hear, todo, chunksize=4)
         else:
             pool = None
-            _start_worker(*setup)
+            _start_worker(*worker_setup)
             heard = map(_hear, todo)
         try:
             for number, (path, outcome) in enumerate(zip(todo, heard), 1):
@@ -162,8 +210,8 @@ def build(audio_dir: Path, out_dir: Path, model_dir: Path | None, metadata_csv: 
         if counts["added"] == 0:  # raised inside the writer: nothing is written
             raise mf.ManifestError(f"{audio_dir}: no new readable audio files; nothing was written")
 
-    write_catalogue(out_dir, model_manifest, model_path, songs(), config,
-                    melody_config.frame_rate_hz(frontend, time_stride), inputs=(Path(audio_dir),))
+    write_catalogue(out_dir, setup.model_manifest, setup.model_path, songs(), setup.config,
+                    setup.melody_rate_hz, inputs=(Path(audio_dir),))
     return counts["added"], counts["skipped"]
 
 

@@ -76,7 +76,7 @@ def test_the_wheel_holds_the_runtime_every_shipped_file_and_the_licences(wheel):
     assert "hum_search_assets/LICENSES.md" in names
     assert any(n.endswith(".dist-info/LICENSES.md") for n in names)
     assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} \
-        == {"device", "hum_search_assets"}
+        == {"device", "hum_search_assets", "beam_index"}  # beam_index: hum-search-beam, [distributed]
     assert "License: MIT" in meta and "Requires-Python: >=3.10" in meta
     assert {"Provides-Extra: device", "Provides-Extra: train"} <= set(meta.splitlines())
     runtime = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")

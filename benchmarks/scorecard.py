@@ -69,8 +69,9 @@ def sized_catalogue(index: Path, size: int, catalogues: Path, distractors: Path 
         print(f"scorecard: building the {size}-song catalogue in {folder}", file=sys.stderr, flush=True)
         build_catalogue(index, folder, size, distractors, log=log)
     kept = mf.parse(folder / mf.MANIFEST)
-    if kept.get("format") != mf.CATALOGUE_FORMAT or kept.get("embedder") != base.manifest["embedder"]:
-        print(f"scorecard: re-embedding {folder} with the embedder of {index}", file=sys.stderr, flush=True)
+    if (kept.get("format") != mf.CATALOGUE_FORMAT or kept.get("embedder") != base.manifest["embedder"]
+            or kept.get("index", {}).get("shortlist") != base.manifest["index"]["shortlist"]):
+        print(f"scorecard: re-embedding {folder} with the embedder and shortlist of {index}", file=sys.stderr, flush=True)
         indexing.reembed(folder, folder, index, base.config, log=log)
     kept = mf.read(folder, mf.CATALOGUE_FORMAT)
     if kept["model"] != base.manifest["model"]:  # same model, calibrated since it was kept

@@ -64,5 +64,11 @@ def test_sized_catalogues_are_built_once_per_model_and_size(tmp_path):
     redone = scorecard.sized_catalogue(base, 200, tmp_path, None)
     assert redone.directory == folder and (folder / "index.ann").stat().st_mtime_ns != stamp
     assert redone.manifest["embedder"] == Catalogue(base).manifest["embedder"] and len(redone.songs) == 200
+    stamp = (folder / "index.ann").stat().st_mtime_ns  # kept with other query settings: re-embedded
+    kept = mf.read(folder, mf.CATALOGUE_FORMAT)
+    mf.write(folder, kept | {"index": dict(kept["index"], shortlist=dict(kept["index"]["shortlist"], query_hop_frames=6))})
+    redone = scorecard.sized_catalogue(base, 200, tmp_path, None)
+    assert (folder / "index.ann").stat().st_mtime_ns != stamp
+    assert redone.config.shortlist == Catalogue(base).config.shortlist
     cost = scorecard.model_cost(Catalogue(assets.default_catalogue_dir()))
     assert cost["hop_s"] == 3.2 and cost["macs_per_audio_s"] == round(cost["macs_per_window"] / 3.2)

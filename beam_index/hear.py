@@ -79,7 +79,7 @@ class HearSong(beam.DoFn):
         uri = item["uri"]
         try:
             with _local_copy(uri, self._folder) as path:
-                digest = shards.file_sha256(str(path))
+                digest = mf.sha256_of(path)  # a local file (_local_copy)
                 target = shards.shard_uri(self.recipe.shard_root, self.recipe.digest, digest)
                 song = shards.read(target, self.recipe.dim)
                 reused = song is not None

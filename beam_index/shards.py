@@ -74,15 +74,6 @@ def shard_uri(root: str, recipe_digest: str, content_sha256: str) -> str:
     return FileSystems.join(root, recipe_digest[:16], content_sha256[:2], f"{content_sha256}.npz")
 
 
-def file_sha256(uri: str) -> str:
-    """sha256 of a file's bytes, read in chunks through Beam's filesystems."""
-    digest = hashlib.sha256()
-    with FileSystems.open(uri, compression_type=RAW) as handle:
-        for block in iter(lambda: handle.read(CHUNK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write(uri: str, song: Song) -> None:
     """Writes a shard whole under a temporary name, then renames it into place."""
     buffer = io.BytesIO()

@@ -31,7 +31,8 @@ def _sibling_pattern(out_dir: Path) -> re.Pattern:
     return re.compile(rf"\.{re.escape(out_dir.name)}\.hum-search-({STAGING}|{OLD})-(\d+)(-.*)?")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` still runs (anyone's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -51,7 +52,7 @@ def recover(out_dir: Path) -> None:
     left = []
     for sibling in out_dir.parent.iterdir():
         found = pattern.fullmatch(sibling.name)
-        if found and int(found[2]) != os.getpid() and not _alive(int(found[2])):
+        if found and int(found[2]) != os.getpid() and not process_alive(int(found[2])):
             left.append((found[1] != OLD, sibling.name, found[1]))  # old ones first
     for _, name, kind in sorted(left):
         sibling = out_dir.parent / name

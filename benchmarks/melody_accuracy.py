@@ -6,8 +6,8 @@ mir1k-dev singers held out of training (against their hand labels).
         --shared-data ../shared/data --out benchmarks/results/melody
 
 Renders and queries come from the pair shards' validation songs (never trained on). The
-pitch line is read at the salience's own rate (no pooling) with the model's voicing
-threshold; a sweep of thresholds shows where overall accuracy peaks (`--thresholds`).
+pitch line is read as the device reads it (one pitch per melody frame, 80 ms) with the
+model's voicing threshold; a sweep of thresholds shows where overall accuracy peaks (`--thresholds`).
 Writes summary.json and per_item.csv.
 """
 from __future__ import annotations
@@ -47,10 +47,10 @@ def scores(reference_midi: np.ndarray, salience_map: np.ndarray, frontend: fe.Fr
         reference_midi: float (n_frames,) per frontend frame, 0 where unvoiced.
         salience_map: float32 (ceil(n_frames / stride), n_bins).
     """
-    line, _ = mel.pitch_line(salience_map, frontend, dataclasses.replace(config, pool=1))
+    line, _ = mel.pitch_line(salience_map, frontend, config)
     frame_s = frontend.hop_length_samples / frontend.sample_rate_hz
     ref_t = np.arange(reference_midi.size) * frame_s
-    est_t = np.arange(line.size) * frame_s * stride
+    est_t = (np.arange(line.size) + 0.5 * (config.pool - 1) / config.pool) * frame_s * stride * config.pool
     return mir_eval.melody.evaluate(ref_t, _hz(reference_midi), est_t, _hz(line))
 
 

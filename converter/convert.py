@@ -8,6 +8,7 @@ The model is exported with one named signature, "salience": "spectrogram" -> "sa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -90,9 +91,13 @@ def convert(run_dir: Path, pairs_dir: Path, out_dir: Path, weights: str = "best.
         float_dir: if given, the float32 model is written there as a model directory of its
             own (for measuring int8 against float with the device's code).
         melody_config: how the device reads a pitch line from this model's salience
-            (the voicing threshold: `benchmarks.melody_accuracy` sweeps it).
+            (the voicing threshold: `benchmarks.melody_accuracy` sweeps it); its pool is
+            set to keep the line at one pitch per mel.LINE_FRAMES input frames.
     """
     _, train, _ = cfg.load(run_dir / "config.json")
+    if mel.LINE_FRAMES % train.time_stride:
+        raise SystemExit(f"time stride {train.time_stride} does not divide {mel.LINE_FRAMES} frames per melody frame")
+    melody_config = dataclasses.replace(melody_config, pool=mel.LINE_FRAMES // train.time_stride)
     model = keras.models.load_model(run_dir / weights, compile=False)
     songs = pair_shards.load(sorted(pairs_dir.glob("shard_*.pkl"))[:4])
     calibration = calibration_windows(songs, train, n_batches=4, seed=99)

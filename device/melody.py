@@ -17,6 +17,7 @@ from device.model import MelodyModel
 FLOOR_DB = -120.0  # what log_spectrogram floors at: the padding after a recording's end
 CODE_STEPS_PER_SEMITONE = 4  # `encode` resolution
 CODE_FMIN_MIDI = 36.0  # code 1; code 0 is "no melody"
+LINE_FRAMES = 4  # input frames per melody frame (80 ms): the rate stored lines and the embedder assume
 PUSH_FRAMES = 3200  # frames per push of `salience` (64 s): bounds the windows made at once
 
 
@@ -27,7 +28,8 @@ class MelodyConfig:
     Attributes:
         tile_hop_frames: input frames between the windows that tile a spectrogram.
         voicing_threshold: a melody frame has a pitch when its salience peak reaches this.
-        pool: salience frames per melody frame (the most salient of them is kept).
+        pool: salience frames per melody frame (the most salient of them is kept);
+            LINE_FRAMES // the model's time stride.
     """
 
     tile_hop_frames: int = 160

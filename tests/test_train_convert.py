@@ -43,13 +43,12 @@ def test_pairs_are_aligned_in_time(pairs_dir):
 
 
 def test_batches_hold_normalised_windows_and_their_melody(pairs_dir):
-    from training.model import TIME_STRIDE
     songs = pair_shards.load([pairs_dir / "shard_00000.pkl"])
     config = TrainConfig.smoke()
     batches = SalienceBatches(songs, [], config, FRONTEND, n_batches=2, seed=0)
     x, y = batches[0]
     assert x.shape == (config.batch_windows, FRONTEND.window_frames, FRONTEND.n_bins)
-    assert y.shape == (config.batch_windows, FRONTEND.window_frames // TIME_STRIDE, FRONTEND.n_bins)
+    assert y.shape == (config.batch_windows, FRONTEND.window_frames // config.time_stride, FRONTEND.n_bins)
     assert x.min() >= 0 and np.allclose(x.max(axis=(1, 2)), 1.0)
     assert 0 <= y.min() and y.max() <= 1 and (y.max(axis=2) > 0.9).mean() > 0.2  # voiced frames peak at 1
     np.testing.assert_array_equal(batches[0][0], x)  # same index, same batch (resumable)
@@ -93,6 +92,24 @@ def test_train_then_convert_to_int8_read_by_the_device(pairs_dir, tmp_path):
     reference = keras.ops.convert_to_numpy(keras.models.load_model(run_dir / "best.keras", compile=False)(x))
     assert int8.shape == reference.shape and np.abs(int8 - reference).mean() < 0.02  # int8 stays close
     np.testing.assert_allclose(MelodyModel(float_out / "model.tflite").salience(x), reference, atol=1e-4)
+
+
+def test_a_coarser_time_stride_keeps_the_line_at_80_ms(pairs_dir, tmp_path):
+    """A model whose salience has a frame per 4 input frames is read without pooling, so
+    catalogue lines and the shortlist embedder keep their rate."""
+    from converter.convert import convert
+    from training.config import override
+    from training.train import run
+    config = override(TrainConfig.smoke(), ["time_stride=4", "epochs=1"])
+    run(pairs_dir, tmp_path / "run", DataConfig.smoke(), config)
+    written = convert(tmp_path / "run", pairs_dir, tmp_path / "model")
+    model = MelodyModel(tmp_path / "model" / "model.tflite")
+    melody = mel.MelodyConfig(**written["model"]["melody"])
+    assert model.time_stride == 4 and model.output_shape[0] == FRONTEND.window_frames // 4
+    assert melody.pool == 1 and melody.frame_rate_hz(FRONTEND, model.time_stride) == 12.5
+    spec = np.full((600, FRONTEND.n_bins), -60.0, np.float32)
+    line, _ = mel.pitch_line(mel.salience(spec, model, FRONTEND, melody), FRONTEND, melody)
+    assert line.size == 600 // mel.LINE_FRAMES
 
 
 def test_overrides_set_fields_and_reject_what_is_not_a_field():

@@ -70,6 +70,7 @@ class TrainConfig:
         positive_weight: weight of the target's mass in the binary cross-entropy (the
             melody fills about 1% of the map).
         tempo_range: windows are time-scaled by a factor drawn from this range.
+        time_stride: input frames per salience frame (the first convolution's stride).
         pitch_shift_bins: windows are transposed by up to this many bins (the target moves
             with them).
     """
@@ -87,6 +88,7 @@ class TrainConfig:
     positive_weight: float = 4.0
     tempo_range: tuple[float, float] = (0.75, 1.33)
     pitch_shift_bins: int = 8
+    time_stride: int = 2
 
     @staticmethod
     def default() -> "TrainConfig":

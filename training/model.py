@@ -10,7 +10,6 @@ from device.frontend import FrontendConfig
 from training.config import TrainConfig
 
 HARMONICS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0)  # stacked so a harmonic series lines up in one column
-TIME_STRIDE = 2  # salience frames per input frame: one every 40 ms
 
 
 def harmonic_offsets_bins(frontend: FrontendConfig) -> tuple[int, ...]:
@@ -42,9 +41,9 @@ def build_model(frontend: FrontendConfig, config: TrainConfig) -> keras.Model:
     """Harmonically stacked input, a fully convolutional trunk, a sigmoid salience map.
 
     Input: float32 (batch, window_frames, n_bins) in [0, 1] (frontend.normalize_windows).
-    Output "salience": float32 (batch, window_frames // TIME_STRIDE, n_bins) in [0, 1]: the
-    probability that the melody sounds within half a bin of each bin's pitch, at every
-    TIME_STRIDE-th input frame (salience frame j is centred on input frame j * TIME_STRIDE).
+    Output "salience": float32 (batch, window_frames // s, n_bins) in [0, 1], s =
+    config.time_stride: the probability that the melody sounds within half a bin of each
+    bin's pitch, at every s-th input frame (salience frame j is centred on input frame j * s).
 
     The receptive field spans about 2 s (dilated convolutions in time) and, through the
     harmonic stack and an octave-wide convolution, several octaves, so the trunk can tell
@@ -56,11 +55,12 @@ def build_model(frontend: FrontendConfig, config: TrainConfig) -> keras.Model:
     x = layers.Reshape((frontend.window_frames, frontend.n_bins, 1))(inputs)
     x = layers.Concatenate(axis=-1)([_shifted(x, o, frontend.n_bins)
                                      for o in harmonic_offsets_bins(frontend)])
-    x = _conv(x, c[0], (3, 3), strides=(TIME_STRIDE, 1))
+    s = config.time_stride
+    x = _conv(x, c[0], (2 * s - 1, 3), strides=(s, 1))  # sees every input frame
     x = _conv(x, c[1], (3, 3), (2, 1))
     x = _conv(x, c[1], (3, 3), (4, 1))
     x = _conv(x, c[2], (1, 12 * frontend.bins_per_semitone + 1))  # one octave wide
     x = _conv(x, c[1], (5, 3), (8, 1))
     x = layers.Conv2D(1, (3, 3), padding="same", activation="sigmoid")(x)
-    outputs = layers.Reshape((frontend.window_frames // TIME_STRIDE, frontend.n_bins), name="salience")(x)
+    outputs = layers.Reshape((frontend.window_frames // s, frontend.n_bins), name="salience")(x)
     return keras.Model(inputs, outputs, name="melody_salience")

@@ -14,7 +14,6 @@ from device import frontend as fe
 from device.melody import FLOOR_DB  # fills bins shifted in from outside, and short clips
 from training import mir1k
 from training.config import TrainConfig
-from training.model import TIME_STRIDE
 from training.pair_shards import SongPairs
 
 
@@ -109,7 +108,7 @@ def sample_window(songs: list[SongPairs], clips: list[mir1k.Clip], rng: np.rando
                   config: TrainConfig, frontend: fe.FrontendConfig
                   ) -> tuple[np.ndarray, np.ndarray]:
     """One training example: float32 (window_frames, n_bins) normalised window and its target
-    float32 (window_frames // TIME_STRIDE, n_bins)."""
+    float32 (window_frames // config.time_stride, n_bins)."""
     while True:
         if clips and rng.random() < MIR1K_FRACTION:
             spec, midi = _mir1k_track(clips[int(rng.integers(len(clips)))], rng, frontend)
@@ -125,11 +124,11 @@ def sample_window(songs: list[SongPairs], clips: list[mir1k.Clip], rng: np.rando
         if made is not None:
             window, track = made
             return (fe.normalize_windows(window, frontend),
-                    target_map(track[::TIME_STRIDE], frontend, config.sigma_bins))
+                    target_map(track[::config.time_stride], frontend, config.sigma_bins))
 
 
 class SalienceBatches(keras.utils.PyDataset):
-    """(windows (B, frames, bins), targets (B, frames // TIME_STRIDE, bins)) batches.
+    """(windows (B, frames, bins), targets (B, frames // time_stride, bins)) batches.
 
     Args:
         songs: cached pairs with melody targets.

@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--voicing-threshold", type=float, default=mel.MelodyConfig().voicing_threshold,
                         help="salience a melody frame needs to have a pitch (default: %(default)s)")
     args = parser.parse_args(argv)
+    for needed in (args.run / "config.json", args.run / args.weights):
+        if not needed.is_file():
+            parser.error(f"{needed}: no such file (is {args.run} a finished training run?)")
     manifest = convert(args.run, args.pairs, args.out, args.weights, args.float_out,
                        mel.MelodyConfig(voicing_threshold=args.voicing_threshold))
     print(json.dumps({k: v for k, v in manifest["model"].items() if k != "training_run"}, indent=2))

@@ -50,7 +50,7 @@ def scores(reference_midi: np.ndarray, salience_map: np.ndarray, frontend: fe.Fr
     line, _ = mel.pitch_line(salience_map, frontend, config)
     frame_s = frontend.hop_length_samples / frontend.sample_rate_hz
     ref_t = np.arange(reference_midi.size) * frame_s
-    est_t = (np.arange(line.size) + 0.5 * (config.pool - 1) / config.pool) * frame_s * stride * config.pool
+    est_t = (np.arange(line.size) * config.pool + (config.pool - 1) / 2) * stride * frame_s  # pooled frames' centres
     return mir_eval.melody.evaluate(ref_t, _hz(reference_midi), est_t, _hz(line))
 
 

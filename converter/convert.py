@@ -92,12 +92,10 @@ def convert(run_dir: Path, pairs_dir: Path, out_dir: Path, weights: str = "best.
             own (for measuring int8 against float with the device's code).
         melody_config: how the device reads a pitch line from this model's salience
             (the voicing threshold: `benchmarks.melody_accuracy` sweeps it); its pool is
-            set to keep the line at one pitch per mel.LINE_FRAMES input frames.
+            set for the run's time stride (MelodyConfig.pool_for).
     """
     _, train, _ = cfg.load(run_dir / "config.json")
-    if mel.LINE_FRAMES % train.time_stride:
-        raise SystemExit(f"time stride {train.time_stride} does not divide {mel.LINE_FRAMES} frames per melody frame")
-    melody_config = dataclasses.replace(melody_config, pool=mel.LINE_FRAMES // train.time_stride)
+    melody_config = dataclasses.replace(melody_config, pool=mel.MelodyConfig.pool_for(train.time_stride))
     model = keras.models.load_model(run_dir / weights, compile=False)
     songs = pair_shards.load(sorted(pairs_dir.glob("shard_*.pkl"))[:4])
     calibration = calibration_windows(songs, train, n_batches=4, seed=99)

@@ -29,12 +29,21 @@ class MelodyConfig:
         tile_hop_frames: input frames between the windows that tile a spectrogram.
         voicing_threshold: a melody frame has a pitch when its salience peak reaches this.
         pool: salience frames per melody frame (the most salient of them is kept);
-            LINE_FRAMES // the model's time stride.
+            `pool_for` the model's time stride.
     """
 
     tile_hop_frames: int = 160
     voicing_threshold: float = 0.3
     pool: int = 2
+
+    @staticmethod
+    def pool_for(time_stride: int) -> int:
+        """Salience frames per melody frame for a model of this time stride, so that the line
+        has one pitch per LINE_FRAMES input frames; ValueError if the stride does not divide it."""
+        if time_stride < 1 or LINE_FRAMES % time_stride:
+            raise ValueError(f"time stride {time_stride} does not divide the {LINE_FRAMES} input frames "
+                             "of a melody frame")
+        return LINE_FRAMES // time_stride
 
     def frame_rate_hz(self, frontend: fe.FrontendConfig, time_stride: int) -> float:
         """Melody frames per second."""

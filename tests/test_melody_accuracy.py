@@ -30,7 +30,7 @@ def test_a_salience_on_the_melody_scores_nearly_perfectly_at_either_stride(strid
     reference = np.zeros(1000, np.float32)
     for k, start in enumerate(range(0, 1000, 50)):  # a note a second, a rest between
         reference[start:start + 40] = 60 + (k % 7)
-    config = mel.MelodyConfig(voicing_threshold=0.5, pool=mel.LINE_FRAMES // stride)
+    config = mel.MelodyConfig(voicing_threshold=0.5, pool=mel.MelodyConfig.pool_for(stride))
     right = scores(reference, salience_of(reference, stride), FRONTEND, config, stride)
     assert right["Raw Pitch Accuracy"] > 0.9 and right["Voicing False Alarm"] < 0.3  # pooling spills into rests
     late = np.roll(salience_of(reference, stride), 12 // stride, axis=0)  # 240 ms late

@@ -110,6 +110,9 @@ def test_a_coarser_time_stride_keeps_the_line_at_80_ms(pairs_dir, tmp_path):
     spec = np.full((600, FRONTEND.n_bins), -60.0, np.float32)
     line, _ = mel.pitch_line(mel.salience(spec, model, FRONTEND, melody), FRONTEND, melody)
     assert line.size == 600 // mel.LINE_FRAMES
+    with pytest.raises(ValueError, match="does not divide"):  # refused before any training
+        run(pairs_dir, tmp_path / "run3", DataConfig.smoke(), override(TrainConfig.smoke(), ["time_stride=3"]))
+    assert not (tmp_path / "run3").exists()
 
 
 def test_overrides_set_fields_and_reject_what_is_not_a_field():

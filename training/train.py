@@ -30,6 +30,7 @@ from pathlib import Path
 import keras
 
 from device.frontend import FrontendConfig
+from device.melody import MelodyConfig
 from training import config as cfg
 from training import mir1k, pair_shards
 from training.salience import SalienceBatches
@@ -81,6 +82,7 @@ def run(pairs_dir: Path, run_dir: Path, data: cfg.DataConfig, train: cfg.TrainCo
         init: a .keras file of an earlier run with the same architecture to start from
             (its weights only; the schedule starts afresh). Recorded in config.json.
     """
+    MelodyConfig.pool_for(train.time_stride)  # a stride the device can read: refused before training
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.json"
     if config_path.exists() and cfg.load(config_path)[:2] != (data, train):
@@ -133,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     data = cfg.DataConfig.melody() if args.preset == "default" else cfg.DataConfig.smoke()
     try:
         train = cfg.override(getattr(cfg.TrainConfig, args.preset)(), args.set)
+        MelodyConfig.pool_for(train.time_stride)
     except ValueError as exc:
         parser.error(str(exc))
     print(json.dumps(run(args.pairs, args.run, data, train, init=args.init, shared_data=args.shared_data)))

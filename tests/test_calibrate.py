@@ -52,3 +52,65 @@ def test_a_model_directory_of_another_model_is_refused_before_any_work(tmp_path)
                         "--write", "--model-dir", str(model)])
     assert (model / "manifest.json").read_text() == before
     assert not (tmp_path / "out").exists()
+
+
+def _rows(kind: str, source: str, best: list[float], correct: bool = False) -> list[dict]:
+    return [{"kind": kind, "source": source, "correct_top1": correct, "best": b, "runner_up": 0.0}
+            for b in best]
+
+
+def test_no_source_of_false_accepts_may_exceed_the_limit_alone():
+    # 200 hums and noise never pass 0.5; 10 speech readings score 0.6 or 0.92 with no runner-up.
+    # Overall, accepting the 0.6 readings would be 3 of 210 (1.4%) and the 0.92 one 1 of 210
+    # (0.5%); speech alone, 1 of 10 is 10%: only a min_score above 0.92 keeps every source at 1%.
+    rows = (_rows("in", "hum", [0.95] * 50 + [0.7] * 50, correct=True)
+            + _rows("out", "hum", [0.4] * 100) + _rows("out", "noise", [0.3] * 100)
+            + _rows("out", "speech", [0.6, 0.6, 0.92] + [0.2] * 7))
+    grid = calibrate.threshold_grid(rows)
+    chosen = calibrate.choose(grid, 0.01)
+    assert chosen["correct_matches"] == 0.5  # only the 0.95 hums clear a bar the speech does not
+    assert chosen["false_accepts_by_source"] == {"hum": 0.0, "noise": 0.0, "speech": 0.0}
+    pooled = max((g for g in grid if g["false_accepts"] <= 0.01),
+                 key=lambda g: (g["correct_matches"] - g["wrong_matches"], -g["min_score"]))
+    assert pooled["correct_matches"] == 1.0  # what the pooled rule alone would have let through
+
+
+def test_among_equal_choices_the_strictest_thresholds_win():
+    # in-catalogue hums score 0.8 with margin 0.2; outsiders 0.5 with margin 0.05: any
+    # min_score in (0.5, 0.8] with margin in (0.05, 0.2] matches them all
+    rows = ([{"kind": "in", "source": "hum", "correct_top1": True, "best": 0.8, "runner_up": 0.6}] * 10
+            + [{"kind": "out", "source": "speech", "correct_top1": False, "best": 0.5, "runner_up": 0.45}] * 10)
+    chosen = calibrate.choose(calibrate.threshold_grid(rows), 0.01)
+    assert chosen["correct_matches"] == 1.0 and chosen["false_accepts"] == 0.0
+    assert 0.79 <= chosen["min_score"] <= 0.8 and 0.195 <= chosen["min_margin"] <= 0.2
+
+
+def test_thresholds_are_chosen_again_from_an_earlier_runs_rows(tmp_path):
+    catalogue, model = tmp_path / "catalogue", tmp_path / "model"
+    shutil.copytree(assets.default_catalogue_dir(), catalogue)
+    shutil.copytree(assets.default_model_dir(), model)
+    rows = tmp_path / "calibration.csv"
+    rows.write_text("kind,source,query,correct_top1,best,runner_up\n"
+                    + "in,hum,a,True,0.9,0.6\n" * 20 + "in,hum,b,False,0.7,0.65\n" * 5
+                    + "out,speech,s,False,0.85,0.7\n" + "out,noise,n,False,0.4,0.38\n" * 99)
+    assert calibrate.main(["--rows", str(rows), "--index", str(catalogue), "--out", str(tmp_path / "out"),
+                           "--write", "--model-dir", str(model)]) == 0
+    decision = mf.read(model, mf.MODEL_FORMAT)["model"]["decision"]
+    assert decision["calibration"]["out_of_catalogue_by_source"] == {"noise": 99, "speech": 1}
+    # the speech reading (margin 0.15) is 1 of 1: the margin must exceed it, the right hums' 0.3 clears it
+    assert 0.15 < decision["min_margin"] <= 0.3
+    assert Recognizer(Catalogue(catalogue)).config.matcher.min_margin == decision["min_margin"]
+    summary = json.loads((tmp_path / "out" / "calibration_summary.json").read_text())
+    assert summary["chosen"]["correct_matches"] == 0.8 and summary["chosen"]["wrong_matches"] == 0.0
+
+
+def test_unreadable_rows_are_one_line_errors_and_nothing_is_written(tmp_path, capsys):
+    catalogue = tmp_path / "catalogue"
+    shutil.copytree(assets.default_catalogue_dir(), catalogue)
+    before = (catalogue / "manifest.json").read_text()
+    rows = tmp_path / "calibration.csv"
+    rows.write_text("kind,query,best\nin,a,0.9\n")  # an older or foreign file: no source column
+    with pytest.raises(SystemExit):
+        calibrate.main(["--rows", str(rows), "--index", str(catalogue), "--out", str(tmp_path / "out"), "--write"])
+    assert "unreadable" in capsys.readouterr().err
+    assert (catalogue / "manifest.json").read_text() == before and not (tmp_path / "out").exists()

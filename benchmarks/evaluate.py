@@ -38,7 +38,7 @@ from training.melody import Song
 from training import mir1k
 from training.pairs import is_test_song
 
-FIELDS = ("set", "query", "truth", "rank", "top1", "score", "decision", "seconds", "time_ms")
+FIELDS = ("set", "query", "truth", "rank", "top1", "score", "confidence", "decision", "seconds", "time_ms")
 
 
 def rank_of(truth: str, result) -> int:
@@ -51,6 +51,7 @@ def row(set_name: str, query: str, truth: str, result, seconds: float, elapsed_s
     return {"set": set_name, "query": query, "truth": truth, "rank": rank_of(truth, result),
             "top1": result.matches[0].song_id if result.matches else "",
             "score": round(result.matches[0].score, 4) if result.matches else 0.0,
+            "confidence": round(result.confidence, 4),  # the margin over the runner-up: the decision
             "decision": result.decision, "seconds": round(seconds, 2), "time_ms": round(elapsed_s * 1000, 1)}
 
 

@@ -62,7 +62,7 @@ NEUTRAL = {"transposition": 0.0, "tempo": 1.0, "voice": "hum"}
 SET_AXES = {"synthetic": ("transposition", "tempo", "voice"), "mir1k": ("transposition", "tempo")}
 WHISTLE_CENTRE_MIDI = 86.0  # middle of HumStyle.sample's whistle register (83-89)
 
-QUERY_FIELDS = ("set", "axis", "value", "query", "truth", "rank", "top1", "score", "decision",
+QUERY_FIELDS = ("set", "axis", "value", "query", "truth", "rank", "top1", "score", "confidence", "decision",
                 "seconds", "time_ms")
 SUMMARY_FIELDS = ("set", "axis", "value", "queries", "top1", "top10", "mrr", "match_decisions",
                   "correct_matches", "median_query_s", "median_time_ms", "p90_time_ms")

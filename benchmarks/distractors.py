@@ -465,7 +465,7 @@ def build_catalogue(base_dir: Path, out_dir: Path, size: int, distractors_dir: P
     """
     base = Catalogue(base_dir)
     if size <= len(base.songs):
-        songs = _subset(base, size, seed)
+        songs = subset(base, size, seed)
         rows = {s.song_id: row for row, s in enumerate(base.songs)}
         write_catalogue(out_dir, base.manifest, base.model_path,
                         [((s.song_id, s.title, s.artist, s.duration_s), base.codes(rows[s.song_id]))
@@ -498,7 +498,7 @@ def build_catalogue(base_dir: Path, out_dir: Path, size: int, distractors_dir: P
     return description
 
 
-def _subset(base: Catalogue, size: int, seed: int) -> list[SongInfo]:
+def subset(base: Catalogue, size: int, seed: int) -> list[SongInfo]:
     """`size` songs of the base, in base order: every held-out test song, then a sample."""
     test = [s for s in base.songs if is_test_id(s.song_id, DataConfig.default())]
     if len(test) > size:

@@ -22,7 +22,8 @@ For each size, number of neighbours per query window (--neighbours) and method, 
 query's shortlist is ranked by device.shortlist.rank, as the recognizer ranks it:
 - exact: every vector's cosine, the true nearest neighbours;
 - annoy-F: the catalogue's trees (device.catalogue.IndexConfig), search_k = trees x
-  neighbours x F (the runtime uses F = 8).
+  neighbours x F; annoy-runtime: the runtime's search_k for that many items
+  (device.catalogue.IndexConfig.search_k).
 Reported: recall@10/30/100 (the right song in the shortlist's first K), Annoy's recall@30
 against exact's (the share of exact's finds it keeps), and the median milliseconds of a
 query's Annoy searches (one thread). Writes shortlist_scale.csv and prints it.
@@ -157,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             nearest = [exact_hits(windows, vecs, max(neighbour_counts)) for _, windows in queries]
             for n in neighbour_counts:
                 exact_found = {}
-                methods = [("exact", None)] + [(f"annoy-{f}", trees * n * f) for f in factors]
+                methods = ([("exact", None)] + [(f"annoy-{f}", trees * n * f) for f in factors]
+                           + [("annoy-runtime", IndexConfig(n_trees=trees).search_k(n, len(vecs)))])
                 for method, search_k in methods:
                     ranks, kept, times = [], [], []
                     for (song_id, windows), best in zip(queries, nearest):

@@ -90,12 +90,12 @@ def test_version_names_the_package_and_the_shipped_model():
     assert result.stdout == f"hum-search {version} (model {model['sha256'][:8]})\n"
 
 
-# A hum the shipped model ranks first against the shipped catalogue: of the written-out
-# tunes (all a clone without ../shared has), Frere Jacques at seeds 4 and 28 is (seed 28
-# after 0 to 0.45 s of silence alike); most other written-tune hums are not, against
-# renders with buried leads. Accuracy is measured by benchmarks.scorecard, not here;
-# these tests check the plumbing end to end.
-@pytest.mark.parametrize("seed", [4, 28])
+# Hums the shipped model ranks first against the shipped catalogue, clearly: of the written
+# tunes (all a clone without ../shared has), Frere Jacques at seeds 0-39 comes first with a
+# margin of 0.19-0.30 after 0 to 0.45 s of leading silence alike, except seed 13 (0.05-0.10)
+# and seed 28 (a near-tie with pop909-150, which small changes of the search flip). Accuracy
+# is measured by benchmarks.scorecard, not here; these tests check the plumbing end to end.
+@pytest.mark.parametrize("seed", [1, 4])
 def test_a_synthesized_hum_of_a_catalogue_song_is_identified(tmp_path, seed):
     query = written_hum(tmp_path, "written-frere-jacques", seed)
     result = hum_search("identify", str(query), "--json")

@@ -135,8 +135,12 @@ def measure(recognizer: Recognizer, shared_data: Path, n_hums: int, n_noise: int
 def read_rows(path: Path) -> list[dict]:
     """The rows of an earlier run's calibration.csv, typed as measure() returns them."""
     with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"kind", "source", "query", "correct_top1", "best", "runner_up"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"no {', '.join(sorted(missing))} column")
         rows = [dict(r, correct_top1=r["correct_top1"] == "True", best=float(r["best"]),
-                     runner_up=float(r["runner_up"]), source=r["source"]) for r in csv.DictReader(handle)]
+                     runner_up=float(r["runner_up"])) for r in reader]
     if not any(r["kind"] == "in" for r in rows) or not any(r["kind"] == "out" for r in rows):
         raise ValueError("it needs queries both in and out of the catalogue")
     return rows
@@ -171,13 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows is not None:
         try:
             rows = read_rows(args.rows)
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, ValueError) as exc:
             parser.error(f"--rows {args.rows}: unreadable ({exc})")
     else:
         # no decision thresholds here: record raw best and runner-up scores
         recognizer = Recognizer(catalogue, RecognizerConfig(matcher=MatcherConfig(min_score=0.0, min_margin=0.0)))
-        rows = measure(recognizer, args.shared_data, args.n, args.n // 5 if args.noise is None else args.noise,
-                       args.n if args.speech is None else args.speech, args.seed)
+        n_noise = args.n // 5 if args.noise is None else args.noise
+        n_speech = args.n if args.speech is None else args.speech
+        rows = measure(recognizer, args.shared_data, args.n, n_noise, n_speech, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "calibration.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

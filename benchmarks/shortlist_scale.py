@@ -45,7 +45,7 @@ from benchmarks import distractors as dis
 from benchmarks.evaluate import synthetic_hums
 from device import assets
 from device import shortlist as sl
-from device.catalogue import Catalogue, IndexConfig
+from device.catalogue import Catalogue
 from device.recognizer import Recognizer
 from training.melody import Song, sounding_pitch
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         parser.error("--sizes, --neighbours and --search-k-factors take comma-separated whole numbers")
     base = Catalogue(args.index)
-    config, trees = base.config.shortlist, IndexConfig().n_trees
+    config, trees = base.config.shortlist, base.config.n_trees
     recognizer = Recognizer(base)
     rate = recognizer.frontend.sample_rate_hz
     queries = []
@@ -128,11 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"shortlist_scale: {len(queries)} queries heard", file=sys.stderr, flush=True)
     pool = dis.load_pool(args.shared_data, args.pool_cache)
     filler_tunes = dis.select(pool.distractors, len(pool.distractors))
+    row_of = {s.song_id: i for i, s in enumerate(base.songs)}
     out_rows = []
     for size in sizes:
         started = time.perf_counter()
         real = dis.subset(base, min(size, len(base.songs)), args.seed)
-        row_of = {s.song_id: i for i, s in enumerate(base.songs)}
 
         def lines() -> Iterator[np.ndarray]:
             for song in real:
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             for n in neighbour_counts:
                 exact_found = {}
                 methods = ([("exact", None)] + [(f"annoy-{f}", trees * n * f) for f in factors]
-                           + [("annoy-runtime", IndexConfig(n_trees=trees).search_k(n, len(vecs)))])
+                           + [("annoy-runtime", base.config.search_k(n, len(vecs)))])
                 for method, search_k in methods:
                     ranks, kept, times = [], [], []
                     for (song_id, windows), best in zip(queries, nearest):

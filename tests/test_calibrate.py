@@ -114,3 +114,29 @@ def test_unreadable_rows_are_one_line_errors_and_nothing_is_written(tmp_path, ca
         calibrate.main(["--rows", str(rows), "--index", str(catalogue), "--out", str(tmp_path / "out"), "--write"])
     assert "unreadable" in capsys.readouterr().err
     assert (catalogue / "manifest.json").read_text() == before and not (tmp_path / "out").exists()
+
+
+def test_several_runs_are_chosen_from_together(tmp_path, capsys):
+    catalogue = tmp_path / "catalogue"
+    shutil.copytree(assets.default_catalogue_dir(), catalogue)
+    header = "kind,source,query,correct_top1,best,runner_up\n"
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    hums = "in,hum,a,True,0.9,0.6\n" * 10 + "in,hum,a,True,0.84,0.72\n" * 10  # margins 0.3 and 0.12
+    first.write_text(header + hums + "out,noise,n,False,0.4,0.38\n" * 100)
+    # a second seed finds a speech reading with margin 0.15 that the first never saw
+    second.write_text(header + hums + "out,speech,s,False,0.85,0.7\n"
+                      + "out,noise,m,False,0.4,0.38\n" * 99)
+    alone, together = tmp_path / "alone", tmp_path / "together"
+    assert calibrate.main(["--rows", str(first), "--index", str(catalogue), "--out", str(alone)]) == 0
+    assert calibrate.main(["--rows", str(first), "--rows", str(second), "--index", str(catalogue),
+                           "--out", str(together), "--write"]) == 0
+    accepts_speech = (lambda d: d["min_score"] <= 0.85 and d["min_margin"] <= 0.15)
+    assert accepts_speech(json.loads((alone / "calibration_summary.json").read_text())["chosen"])
+    decision = mf.read(catalogue, mf.CATALOGUE_FORMAT)["model"]["decision"]
+    assert not accepts_speech(decision) and decision["calibration"]["rows"] == [str(first), str(second)]
+    assert decision["calibration"]["out_of_catalogue_queries"] == 200
+    assert len((together / "calibration.csv").read_text().splitlines()) == 1 + 240
+    with pytest.raises(SystemExit):
+        calibrate.main(["--rows", str(first), "--rows", str(first), "--index", str(catalogue),
+                        "--out", str(tmp_path / "twice")])
+    assert "twice" in capsys.readouterr().err

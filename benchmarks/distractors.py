@@ -34,7 +34,9 @@ seconds to renders.csv, from which `render` prints the cost per song and per aud
 minute.
 
 Catalogue sizes: a size above the base catalogue's extends it with the first distractors
-in order (`device.indexing.build` with `base=`, the device's own code); a size below it
+in order (`device.indexing.build` with `base=`, the device's own code), --chunk of them a
+step, each step a complete catalogue kept in OUT.partial/ until the next, so that a build
+stopped at the end of a session resumes where it was; a size below it
 is a subset of the base that keeps every held-out test song (`training.pairs.is_test_song`,
 the truth of `benchmarks.evaluate`'s synthetic queries; 149 in the default catalogue) and
 fills up with a seeded sample of the other songs. Subsetting needs no re-hearing: a
@@ -56,6 +58,7 @@ import math
 import multiprocessing
 import pickle
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -89,6 +92,7 @@ DEFAULT_SEED = 2026
 # and capped 21 GB. Capped, a distractor still lasts 106 s on average (53 windows in the
 # index against 97 for an average catalogue song) and plays its tune through at least twice.
 DEFAULT_MAX_SECONDS = 120.0
+DEFAULT_CHUNK = 1000  # distractors heard per resumable step of `build` (a 1,000-song step: 15-20 min on 2 cores)
 DUPLICATE_FRACTION = 0.4  # of a tune's melodic figures found on one alignment with another melody
 MIN_ALIGNED = 5  # ... and at least this many
 NGRAM = 6
@@ -452,11 +456,13 @@ def render_cost(rows: list[dict], out_dir: Path, estimate_songs: int, workers: i
 
 
 def build_catalogue(base_dir: Path, out_dir: Path, size: int, distractors_dir: Path | None = None,
-                    seed: int = DEFAULT_SEED, log: Callable[[str], None] = lambda line: None) -> dict:
+                    seed: int = DEFAULT_SEED, log: Callable[[str], None] = lambda line: None,
+                    chunk: int = DEFAULT_CHUNK, workers: int = 1) -> dict:
     """An evaluation catalogue of exactly `size` songs from the base catalogue.
 
     Above the base's size: the base extended with the first size - len(base) distractors
-    of distractors_dir/metadata.csv (every one must be rendered). At or below it: the
+    of distractors_dir/metadata.csv (every one must be rendered), `chunk` at a time and
+    resumably (`extend_in_steps`), heard by `workers` processes. At or below it: the
     base's held-out test songs plus a seeded sample of its other songs, their stored
     melodies re-indexed with the base's settings.
 
@@ -483,19 +489,58 @@ def build_catalogue(base_dir: Path, out_dir: Path, size: int, distractors_dir: P
         if len(chosen) < wanted or missing:
             raise ValueError(f"{distractors_dir}: {wanted} distractors needed, "
                              f"{len(chosen) - len(missing)} rendered; render more first")
-        with tempfile.TemporaryDirectory() as tmp:
-            for song_id in chosen:  # only the chosen files, under their own stems
-                (Path(tmp) / files[song_id].name).symlink_to(files[song_id].resolve())
-            added, skipped = indexing.build(Path(tmp), out_dir, None, distractors_dir / METADATA_FILE,
-                                            base=base, log=log)
-        if added != wanted:
-            raise ValueError(f"{out_dir}: {added} distractors indexed of {wanted} ({skipped} skipped)")
+        added = extend_in_steps(base_dir, out_dir, [files[i] for i in chosen],
+                                distractors_dir / METADATA_FILE, chunk, workers, log)
         description = {"base_songs": len(base.songs),
                        "of_them_test_songs": sum(is_test_id(s.song_id, DataConfig.default()) for s in base.songs),
                        "distractors": added}
     built = Catalogue(out_dir)
     description.update({"songs": len(built.songs), "items": built.n_items, "out": str(out_dir)})
     return description
+
+
+def extend_in_steps(base_dir: Path, out_dir: Path, files: list[Path], metadata_csv: Path, chunk: int,
+                    workers: int, log: Callable[[str], None]) -> int:
+    """Extends the catalogue base_dir with `files` (in order) into out_dir, `chunk` files a
+    step: each step is a complete catalogue (written atomically) in the sibling folder
+    out_dir.partial/<files so far>/, extending the step before, which is then removed. A
+    build that is stopped resumes from its last complete step, after checking that it holds
+    the base's model and exactly the base's songs and the first files; hearing 8,600
+    distractors takes hours, more than a session.
+
+    Returns:
+        The number of files added (all of them, or ValueError).
+    """
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    base = Catalogue(base_dir)
+    steps = [int(p.name) for p in partial.glob("*") if p.name.isdigit() and 0 < int(p.name) < len(files)
+             and (p / "manifest.json").exists()]
+    done = max(steps, default=0)
+    current = partial / str(done) if done else base_dir
+    if done:
+        kept = Catalogue(current)
+        expected = {s.song_id for s in base.songs} | {f.stem for f in files[:done]}
+        if (kept.manifest["model"]["sha256"] != base.manifest["model"]["sha256"]
+                or {s.song_id for s in kept.songs} != expected or len(kept.songs) != len(expected)):
+            raise ValueError(f"{current}: a partial build of other songs or another model; remove it")
+        log(f"resuming from {current}: {done} of {len(files)} distractors heard")
+    while done < len(files):
+        stop = min(done + chunk, len(files))
+        step = out_dir if stop == len(files) else partial / str(stop)
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in files[done:stop]:  # only these files, under their own stems
+                (Path(tmp) / path.name).symlink_to(path.resolve())
+            added, skipped = indexing.build(Path(tmp), step, None, metadata_csv, base=Catalogue(current),
+                                            log=log, workers=workers)
+        if added != stop - done:
+            raise ValueError(f"{step}: {added} distractors indexed of {stop - done} ({skipped} skipped)")
+        if current != base_dir:
+            shutil.rmtree(current)
+        current, done = step, stop
+        log(f"{done} of {len(files)} distractors in {step}")
+    with contextlib.suppress(OSError):
+        partial.rmdir()  # only when empty: nothing but this build's steps is ever removed
+    return len(files)
 
 
 def subset(base: Catalogue, size: int, seed: int) -> list[SongInfo]:
@@ -531,10 +576,15 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", type=Path, required=True)
     b.add_argument("--distractors", type=Path, help="rendered distractors (sizes above the base's)")
     b.add_argument("--seed", type=int, default=DEFAULT_SEED, help="sample of a smaller catalogue")
+    b.add_argument("--chunk", type=int, default=DEFAULT_CHUNK,
+                   help="distractors heard per resumable step (kept in OUT.partial/)")
+    b.add_argument("--workers", type=int, default=2, help="processes hearing distractors")
     args = parser.parse_args(argv)
     if args.command == "build":
+        if args.chunk < 1 or args.workers < 1:
+            parser.error("--chunk and --workers must be at least 1")
         print(json.dumps(build_catalogue(args.base, args.out, args.size, args.distractors, args.seed,
-                                         log=_stderr), indent=2))
+                                         log=_stderr, chunk=args.chunk, workers=args.workers), indent=2))
         return 0
     pool = load_pool(args.shared_data, args.pool_cache or args.out / "pool.pkl", log=_stderr)
     if args.count > len(pool.distractors):

@@ -1,6 +1,7 @@
 """Distractors: which tunes may be distractors, their order, rendering, and the evaluation catalogues."""
 import csv
 import dataclasses
+import shutil
 
 import numpy as np
 import pytest
@@ -149,3 +150,31 @@ def test_build_catalogue_extends_with_distractors_in_order_and_subsets_keeping_t
     assert smaller["items"] == subset.n_items > 0
     with pytest.raises(ValueError, match="held-out test songs"):
         distractors.build_catalogue(root / "base", tmp_path / "none", 0)
+
+
+def test_a_stopped_build_resumes_from_its_last_step(rendered, tmp_path):
+    root, _, _, extra = rendered
+    out, partial = tmp_path / "four", tmp_path / "four.partial"
+    lines = []
+
+    def stop_after_first_step(line: str) -> None:
+        lines.append(line)
+        if line.startswith("1 of 2 distractors"):
+            raise KeyboardInterrupt  # the session ends
+    with pytest.raises(KeyboardInterrupt):
+        distractors.build_catalogue(root / "base", out, 4, root / "distractors", log=stop_after_first_step, chunk=1)
+    assert not out.exists() and [s.song_id for s in Catalogue(partial / "1").songs][-1] == "pool-mary"
+    lines.clear()
+    built = distractors.build_catalogue(root / "base", out, 4, root / "distractors", log=lines.append, chunk=1)
+    assert any(line.startswith("resuming from") and "1 of 2" in line for line in lines)
+    assert built["songs"] == 4 and not partial.exists()
+    assert [s.song_id for s in Catalogue(out).songs][-2:] == ["pool-mary", "pool-london"]
+
+
+def test_a_partial_build_of_other_songs_is_refused(rendered, tmp_path):
+    root, _, _, _ = rendered
+    out = tmp_path / "four"
+    shutil.copytree(root / "base", tmp_path / "four.partial" / "1")  # the base alone: not base + pool-mary
+    with pytest.raises(ValueError, match="partial build of other songs"):
+        distractors.build_catalogue(root / "base", out, 4, root / "distractors", chunk=1)
+    assert not out.exists() and (tmp_path / "four.partial" / "1" / "manifest.json").exists()

@@ -92,7 +92,7 @@ DEFAULT_SEED = 2026
 # and capped 21 GB. Capped, a distractor still lasts 106 s on average (53 windows in the
 # index against 97 for an average catalogue song) and plays its tune through at least twice.
 DEFAULT_MAX_SECONDS = 120.0
-DEFAULT_CHUNK = 1000  # distractors heard per resumable step of `build` (a 1,000-song step: 15-20 min on 2 cores)
+DEFAULT_CHUNK = 1000  # distractors heard per resumable step of `build` (about 10 minutes with 2 workers)
 DUPLICATE_FRACTION = 0.4  # of a tune's melodic figures found on one alignment with another melody
 MIN_ALIGNED = 5  # ... and at least this many
 NGRAM = 6

@@ -70,6 +70,7 @@ import numpy as np
 
 from device import frontend as fe
 from device import indexing
+from device import manifest as mf
 from device.catalogue import Catalogue, SongInfo, write_catalogue
 from training.config import DataConfig
 from training.melody import Song
@@ -489,7 +490,7 @@ def build_catalogue(base_dir: Path, out_dir: Path, size: int, distractors_dir: P
         if len(chosen) < wanted or missing:
             raise ValueError(f"{distractors_dir}: {wanted} distractors needed, "
                              f"{len(chosen) - len(missing)} rendered; render more first")
-        added = extend_in_steps(base_dir, out_dir, [files[i] for i in chosen],
+        added = extend_in_steps(base, out_dir, [files[i] for i in chosen],
                                 distractors_dir / METADATA_FILE, chunk, workers, log)
         description = {"base_songs": len(base.songs),
                        "of_them_test_songs": sum(is_test_id(s.song_id, DataConfig.default()) for s in base.songs),
@@ -499,9 +500,9 @@ def build_catalogue(base_dir: Path, out_dir: Path, size: int, distractors_dir: P
     return description
 
 
-def extend_in_steps(base_dir: Path, out_dir: Path, files: list[Path], metadata_csv: Path, chunk: int,
+def extend_in_steps(base: Catalogue, out_dir: Path, files: list[Path], metadata_csv: Path, chunk: int,
                     workers: int, log: Callable[[str], None]) -> int:
-    """Extends the catalogue base_dir with `files` (in order) into out_dir, `chunk` files a
+    """Extends the catalogue `base` with `files` (in order) into out_dir, `chunk` files a
     step: each step is a complete catalogue (written atomically) in the sibling folder
     out_dir.partial/<files so far>/, extending the step before, which is then removed. A
     build that is stopped resumes from its last complete step, after checking that it holds
@@ -512,31 +513,29 @@ def extend_in_steps(base_dir: Path, out_dir: Path, files: list[Path], metadata_c
         The number of files added (all of them, or ValueError).
     """
     partial = out_dir.with_name(out_dir.name + ".partial")
-    base = Catalogue(base_dir)
     steps = [int(p.name) for p in partial.glob("*") if p.name.isdigit() and 0 < int(p.name) < len(files)
-             and (p / "manifest.json").exists()]
+             and (p / mf.MANIFEST).exists()]
     done = max(steps, default=0)
-    current = partial / str(done) if done else base_dir
+    current = Catalogue(partial / str(done)) if done else base
     if done:
-        kept = Catalogue(current)
         expected = {s.song_id for s in base.songs} | {f.stem for f in files[:done]}
-        if (kept.manifest["model"]["sha256"] != base.manifest["model"]["sha256"]
-                or {s.song_id for s in kept.songs} != expected or len(kept.songs) != len(expected)):
-            raise ValueError(f"{current}: a partial build of other songs or another model; remove it")
-        log(f"resuming from {current}: {done} of {len(files)} distractors heard")
+        if (current.manifest["model"]["sha256"] != base.manifest["model"]["sha256"]
+                or {s.song_id for s in current.songs} != expected or len(current.songs) != len(expected)):
+            raise ValueError(f"{current.directory}: a partial build of other songs or another model; remove it")
+        log(f"resuming from {current.directory}: {done} of {len(files)} distractors heard")
     while done < len(files):
         stop = min(done + chunk, len(files))
         step = out_dir if stop == len(files) else partial / str(stop)
         with tempfile.TemporaryDirectory() as tmp:
             for path in files[done:stop]:  # only these files, under their own stems
                 (Path(tmp) / path.name).symlink_to(path.resolve())
-            added, skipped = indexing.build(Path(tmp), step, None, metadata_csv, base=Catalogue(current),
+            added, skipped = indexing.build(Path(tmp), step, None, metadata_csv, base=current,
                                             log=log, workers=workers)
         if added != stop - done:
             raise ValueError(f"{step}: {added} distractors indexed of {stop - done} ({skipped} skipped)")
-        if current != base_dir:
-            shutil.rmtree(current)
-        current, done = step, stop
+        if current is not base:
+            shutil.rmtree(current.directory)
+        current, done = Catalogue(step), stop
         log(f"{done} of {len(files)} distractors in {step}")
     with contextlib.suppress(OSError):
         partial.rmdir()  # only when empty: nothing but this build's steps is ever removed

@@ -153,7 +153,7 @@ def test_build_catalogue_extends_with_distractors_in_order_and_subsets_keeping_t
 
 
 def test_a_stopped_build_resumes_from_its_last_step(rendered, tmp_path):
-    root, _, _, extra = rendered
+    root = rendered[0]
     out, partial = tmp_path / "four", tmp_path / "four.partial"
     lines = []
 

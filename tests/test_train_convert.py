@@ -115,6 +115,37 @@ def test_a_coarser_time_stride_keeps_the_line_at_80_ms(pairs_dir, tmp_path):
     assert not (tmp_path / "run3").exists()
 
 
+def test_a_widened_model_computes_what_the_narrow_one_did_then_trains_on(pairs_dir, tmp_path):
+    """training.widen: more channels, the same salience (exactly without noise), and
+    training.train starts from it."""
+    import keras
+    from training import widen
+    from training.config import override
+    from training.model import build_model
+    from training.train import run
+    narrow_config = override(TrainConfig.smoke(), ["epochs=1"])
+    run(pairs_dir, tmp_path / "narrow", DataConfig.smoke(), narrow_config)
+    x = SalienceBatches(pair_shards.load([pairs_dir / "shard_00000.pkl"]), [], narrow_config,
+                        FRONTEND, 1, seed=5)[0][0]
+    narrow = keras.models.load_model(tmp_path / "narrow" / "best.keras", compile=False)
+    wide = build_model(FRONTEND, override(narrow_config, ["channels=7,6,5"]))
+    widen.widen(narrow, wide, noise=0.0, seed=1)
+    assert wide.count_params() > narrow.count_params()
+    np.testing.assert_allclose(wide.predict(x, verbose=0), narrow.predict(x, verbose=0), atol=1e-5)
+    widen.widen(narrow, wide, noise=0.05, seed=1)  # the copies part ways, a little
+    assert 0 < np.abs(wide.predict(x, verbose=0) - narrow.predict(x, verbose=0)).max() < 0.2
+    with pytest.raises(ValueError, match="cannot hold"):
+        widen.widen(wide, narrow, noise=0.0, seed=1)
+    out = tmp_path / "wide.keras"
+    assert widen.main(["--init", str(tmp_path / "narrow" / "best.keras"), "--channels", "7,6,5",
+                       "--out", str(out), "--noise", "0"]) == 0
+    metrics = run(pairs_dir, tmp_path / "wide", DataConfig.smoke(),
+                  override(narrow_config, ["channels=7,6,5"]), init=out)
+    assert np.isfinite(metrics["loss"])
+    with pytest.raises(SystemExit):  # never overwrites
+        widen.main(["--init", str(tmp_path / "narrow" / "best.keras"), "--channels", "7,6,5", "--out", str(out)])
+
+
 def test_overrides_set_fields_and_reject_what_is_not_a_field():
     from training.config import override
     config = override(TrainConfig.smoke(), ["epochs=4", "tempo_range=0.9,1.1", "channels=2,2,2"])

@@ -21,6 +21,12 @@ second instead of twenty minutes; given several times, it chooses from the runs 
 decides: 350 hums of each kind and 300 speech readings of two seeds showed the 0.73 / 0.095
 chosen from one seed's 150 accepting 1.4% (speech 2%).
 
+A catalogue that holds tunes of benchmarks.distractors' pool (a large evaluation catalogue)
+may hold some of the Nottingham tunes too: the folk collections share reels and jigs. Such a
+hum answered with its own tune is no false accept, so the outsiders whose tune the catalogue
+holds are left out (outsiders_held; listed in the summary), which needs --shared-data (and
+--pool-cache, to skip ten minutes of parsing) even with --rows.
+
 With --write, the chosen pair becomes the model's: it is stored in the "decision" section
 of the model section of the catalogue's manifest, and of each --model-dir manifest
 (`--write --model-dir assets/model`), where the runtime reads it (device.matcher.MatcherConfig.for_model).
@@ -39,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import false_accepts
+from benchmarks import distractors, false_accepts
 from converter.package import catalogue_songs
 from device import assets
 from device import manifest as mf
@@ -101,6 +107,20 @@ def choose(grid: list[dict], max_false_accepts: float) -> dict:
                                        g["min_score"], g["min_margin"]))
 
 
+def outsiders_held(catalogue: Catalogue, shared_data: Path, pool_cache: Path | None) -> set[str]:
+    """Ids of the out-of-catalogue hums' tunes (the Nottingham collection) that the catalogue
+    holds after all, by benchmarks.distractors.same_tunes: a large catalogue's distractors
+    come from collections that share reels and jigs with Nottingham's, and a hum answered
+    with its own tune is no false accept. The pool (to know the distractors' melodies) is
+    loaded only when the catalogue holds pool tunes."""
+    ids = {song.song_id for song in catalogue.songs}
+    known = [s for s in catalogue_songs(shared_data) if s.song_id in ids]
+    if any(distractors.is_pool_id(i) for i in ids):
+        pool = distractors.load_pool(shared_data, pool_cache)
+        known += [s for s in pool.distractors + pool.reserved if s.song_id in ids]
+    return distractors.same_tunes(known, corpora.load_nottingham(shared_data / "nottingham"))
+
+
 def measure(recognizer: Recognizer, shared_data: Path, n_hums: int, n_noise: int, n_speech: int,
             seed: int) -> list[dict]:
     """Identifies the calibration queries with no thresholds; one row per query (kind,
@@ -152,7 +172,11 @@ def read_rows(path: Path) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shared-data", type=Path, help="the ../shared/data folder (not with --rows)")
+    parser.add_argument("--shared-data", type=Path,
+                        help="the ../shared/data folder: the queries; with --rows, only to know which "
+                             "outsiders' tunes the catalogue holds")
+    parser.add_argument("--pool-cache", type=Path, help="benchmarks.distractors' pool pickle (a catalogue "
+                        "with distractors: which of their tunes the outsiders share)")
     parser.add_argument("--index", type=Path, default=assets.default_catalogue_dir())
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--n", type=int, default=150, help="hums in and out of the catalogue, each")
@@ -169,9 +193,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --write, also store them in this model directory's manifest "
                              "(repeatable; it must hold the same model)")
     args = parser.parse_args(argv)
-    if (args.shared_data is None) == (args.rows is None):
-        parser.error("give either --shared-data (identify the queries) or --rows (reuse them)")
+    if args.shared_data is None and args.rows is None:
+        parser.error("give --shared-data (identify the queries) or --rows (reuse them)")
     catalogue = Catalogue(args.index)
+    if args.shared_data is None and any(distractors.is_pool_id(song.song_id) for song in catalogue.songs):
+        parser.error(f"{args.index} holds distractor tunes: give --shared-data (and --pool-cache) to leave "
+                     "out the outsiders whose tune it holds")
     model_manifests = [(d, mf.read(d, mf.MODEL_FORMAT)) for d in args.model_dir]
     for directory, manifest in model_manifests:
         if manifest["model"].get("sha256") != catalogue.manifest["model"]["sha256"]:
@@ -196,11 +223,15 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    held = outsiders_held(catalogue, args.shared_data, args.pool_cache) if args.shared_data else set()
+    same_tune = [r["query"] for r in rows if r["kind"] == "out" and r["source"] == "hum" and r["query"] in held]
+    rows = [r for r in rows if not (r["kind"] == "out" and r["source"] == "hum" and r["query"] in held)]
     choice = choose(threshold_grid(rows), args.max_false_accepts)
     inside_rows = [r for r in rows if r["kind"] == "in"]
     by_source = collections.Counter(r["source"] for r in rows if r["kind"] == "out")
     summary = {"in_catalogue_queries": len(inside_rows), "out_of_catalogue_queries": sum(by_source.values()),
                "out_of_catalogue_by_source": dict(sorted(by_source.items())),
+               "left_out_tune_in_catalogue": sorted(same_tune),
                "top1_in_catalogue": float(np.mean([r["correct_top1"] for r in inside_rows])), "chosen": choice,
                "in_use": dataclasses.asdict(catalogue.matcher)}
     (args.out / "calibration_summary.json").write_text(json.dumps(summary, indent=2) + "\n")

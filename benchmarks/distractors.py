@@ -241,6 +241,24 @@ def partition(candidates: Iterable[Song], catalogue: Iterable[Song],
     return Pool(tuple(distractors), tuple(reserved), dict(excluded), durations)
 
 
+def is_pool_id(song_id: str) -> bool:
+    """Whether a song id names a tune of the pool's collections (a distractor or reserved tune)."""
+    return song_id.split("-", 1)[0] in {prefix for _, prefix, _ in COLLECTIONS}
+
+
+def same_tunes(known: Iterable[Song], tunes: Iterable[Song]) -> set[str]:
+    """Ids of `tunes` that are the same tune as one of `known`: by `partition`'s melodic-figure
+    test, or by the same title (at least four letters once normalised; folk collections
+    share their tunes under their names)."""
+    index, titles = _TuneIndex(), set()
+    for song in known:
+        index.add(song.song_id, melodic_figures(song))
+        titles.add(normalised_title(song.title))
+    return {song.song_id for song in tunes
+            if (len(normalised_title(song.title)) >= 4 and normalised_title(song.title) in titles)
+            or index.duplicate_of(melodic_figures(song)) is not None}
+
+
 def select(songs: Iterable[Song], count: int, seed: int = DEFAULT_SEED) -> list[Song]:
     """The first `count` songs in the seeded order (a hash of seed and id, so a song's
     place does not depend on the rest of the pool and a larger count extends a smaller)."""

@@ -140,3 +140,25 @@ def test_several_runs_are_chosen_from_together(tmp_path, capsys):
         calibrate.main(["--rows", str(first), "--rows", str(first), "--index", str(catalogue),
                         "--out", str(tmp_path / "twice")])
     assert "twice" in capsys.readouterr().err
+
+
+def test_a_catalogue_with_distractor_tunes_needs_the_data_to_know_which_outsiders_it_holds(tmp_path, capsys):
+    """Its out-of-catalogue hums may be tunes it holds (folk collections share them): rows
+    alone cannot tell, so calibrating it without --shared-data is refused, nothing written."""
+    catalogue = tmp_path / "catalogue"
+    shutil.copytree(assets.default_catalogue_dir(), catalogue)
+    songs = (catalogue / "songs.csv").read_text().splitlines()
+    first = songs[1].split(",", 1)
+    songs[1] = "oneills-0001-0050-42," + first[1]  # a song of the distractor pool
+    (catalogue / "songs.csv").write_text("\n".join(songs) + "\n")
+    manifest = mf.read(catalogue, mf.CATALOGUE_FORMAT)
+    manifest["songs"]["sha256"] = mf.sha256_of(catalogue / "songs.csv")
+    mf.write(catalogue, manifest)
+    before = (catalogue / "manifest.json").read_text()
+    rows = tmp_path / "calibration.csv"
+    rows.write_text("kind,source,query,correct_top1,best,runner_up\nin,hum,a,True,0.9,0.6\n"
+                    "out,hum,nottingham-jigs-25,False,0.85,0.5\n")
+    with pytest.raises(SystemExit):
+        calibrate.main(["--rows", str(rows), "--index", str(catalogue), "--out", str(tmp_path / "out"), "--write"])
+    assert "distractor tunes" in capsys.readouterr().err
+    assert (catalogue / "manifest.json").read_text() == before and not (tmp_path / "out").exists()

@@ -58,6 +58,19 @@ def test_partition_drops_every_form_of_a_catalogue_song(catalogue):
     assert distractors.partition(candidates, catalogue) == pool
 
 
+def test_same_tunes_finds_an_outsiders_tune_held_under_another_key_or_its_name(catalogue):
+    """What benchmarks.calibrate leaves out of its out-of-catalogue hums at a large catalogue."""
+    rng = np.random.default_rng(3)
+    original = [n.pitch for n in catalogue[4].melody]
+    outsiders = [tune("nott-key", [p - 2 for p in original]),  # the same tune, another key
+                 tune("nott-name", random_pitches(rng), title="Catalogue Song 9"),
+                 *[tune(f"nott-{i}", random_pitches(rng), title=f"Jig {i}") for i in range(30)]]
+    assert distractors.same_tunes(catalogue, outsiders) == {"nott-key", "nott-name"}
+    assert distractors.same_tunes([], outsiders) == set()
+    assert distractors.is_pool_id("oneills-1276-1375-1277") and distractors.is_pool_id("essen-han2-465")
+    assert not distractors.is_pool_id("pop909-001") and not distractors.is_pool_id("nottingham-jigs-25")
+
+
 def test_selection_is_seeded_and_a_larger_count_extends_a_smaller(catalogue):
     rng = np.random.default_rng(3)
     pool = distractors.partition([tune(f"pool-{i}", random_pitches(rng)) for i in range(80)], catalogue)

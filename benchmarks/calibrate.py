@@ -55,6 +55,7 @@ from device.recognizer import Recognizer, RecognizerConfig
 from training import corpora
 from training.config import DataConfig
 from training.hum import hum_excerpt
+from training.melody import Song
 from training.pairs import is_test_song
 
 
@@ -107,29 +108,36 @@ def choose(grid: list[dict], max_false_accepts: float) -> dict:
                                        g["min_score"], g["min_margin"]))
 
 
-def outsiders_held(catalogue: Catalogue, shared_data: Path, pool_cache: Path | None) -> set[str]:
-    """Ids of the out-of-catalogue hums' tunes (the Nottingham collection) that the catalogue
-    holds after all, by benchmarks.distractors.same_tunes: a large catalogue's distractors
+def outsiders_held(catalogue: Catalogue, songs: list[Song], outside: list[Song], shared_data: Path,
+                   pool_cache: Path | None) -> set[str]:
+    """Ids of the out-of-catalogue tunes (`outside`: the Nottingham collection) that the
+    catalogue holds after all, by benchmarks.distractors.same_tunes against its songs among
+    `songs` (the default catalogue's) and its distractors: a large catalogue's distractors
     come from collections that share reels and jigs with Nottingham's, and a hum answered
     with its own tune is no false accept. The pool (to know the distractors' melodies) is
     loaded only when the catalogue holds pool tunes."""
     ids = {song.song_id for song in catalogue.songs}
-    known = [s for s in catalogue_songs(shared_data) if s.song_id in ids]
+    known = [s for s in songs if s.song_id in ids]
     if any(distractors.is_pool_id(i) for i in ids):
         pool = distractors.load_pool(shared_data, pool_cache)
         known += [s for s in pool.distractors + pool.reserved if s.song_id in ids]
-    return distractors.same_tunes(known, corpora.load_nottingham(shared_data / "nottingham"))
+    return distractors.same_tunes(known, outside)
 
 
-def measure(recognizer: Recognizer, shared_data: Path, n_hums: int, n_noise: int, n_speech: int,
-            seed: int) -> list[dict]:
+def measure(recognizer: Recognizer, songs: list[Song], outside: list[Song], n_hums: int, n_noise: int,
+            n_speech: int, seed: int) -> list[dict]:
     """Identifies the calibration queries with no thresholds; one row per query (kind,
-    source, query, correct_top1, best, runner_up: see threshold_grid)."""
+    source, query, correct_top1, best, runner_up: see threshold_grid).
+
+    Args:
+        songs: the default catalogue's songs (converter.package.catalogue_songs); hums of
+            those not held out for testing are the in-catalogue queries.
+        outside: the tunes hummed as out-of-catalogue queries (the Nottingham collection).
+    """
     rng = np.random.default_rng(seed)
     rate = recognizer.frontend.sample_rate_hz
     data = DataConfig.default()
-    inside = [s for s in catalogue_songs(shared_data) if not is_test_song(s, data)]
-    outside = corpora.load_nottingham(shared_data / "nottingham")
+    inside = [s for s in songs if not is_test_song(s, data)]
     rows = []
 
     def add(kind: str, source: str, name: str, audio: np.ndarray, song_id: str | None = None) -> None:
@@ -203,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     for directory, manifest in model_manifests:
         if manifest["model"].get("sha256") != catalogue.manifest["model"]["sha256"]:
             parser.error(f"{directory} holds another model than the catalogue {args.index}")
+    if args.shared_data is not None:  # minutes of parsing each: read once
+        songs = catalogue_songs(args.shared_data)
+        outside = corpora.load_nottingham(args.shared_data / "nottingham")
     if args.rows is not None:
         if len(set(args.rows)) < len(args.rows):
             parser.error("--rows: a run given twice would count its queries twice")
@@ -217,15 +228,17 @@ def main(argv: list[str] | None = None) -> int:
         recognizer = Recognizer(catalogue, RecognizerConfig(matcher=MatcherConfig(min_score=0.0, min_margin=0.0)))
         n_noise = args.n // 5 if args.noise is None else args.noise
         n_speech = args.n if args.speech is None else args.speech
-        rows = measure(recognizer, args.shared_data, args.n, n_noise, n_speech, args.seed)
+        rows = measure(recognizer, songs, outside, args.n, n_noise, n_speech, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "calibration.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    held = outsiders_held(catalogue, args.shared_data, args.pool_cache) if args.shared_data else set()
+    held = (outsiders_held(catalogue, songs, outside, args.shared_data, args.pool_cache)
+            if args.shared_data is not None else set())
     same_tune = [r["query"] for r in rows if r["kind"] == "out" and r["source"] == "hum" and r["query"] in held]
-    rows = [r for r in rows if not (r["kind"] == "out" and r["source"] == "hum" and r["query"] in held)]
+    left_out = set(same_tune)  # Nottingham ids: no other row has one
+    rows = [r for r in rows if r["query"] not in left_out]
     choice = choose(threshold_grid(rows), args.max_false_accepts)
     inside_rows = [r for r in rows if r["kind"] == "in"]
     by_source = collections.Counter(r["source"] for r in rows if r["kind"] == "out")

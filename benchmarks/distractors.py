@@ -131,6 +131,12 @@ def normalised_title(title: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text)
 
 
+def title_key(title: str) -> str:
+    """normalised_title(title) when it is long enough (four letters) to name one tune, else ""."""
+    key = normalised_title(title)
+    return key if len(key) >= 4 else ""
+
+
 def melodic_figures(song: Song) -> list[tuple[int, tuple[int, ...]]]:
     """The tune's shape, for spotting the same tune in another key, rhythm or edition.
 
@@ -209,7 +215,7 @@ def partition(candidates: Iterable[Song], catalogue: Iterable[Song],
     """
     catalogue = list(catalogue)
     ids = {s.song_id for s in catalogue}
-    titles = {normalised_title(s.title) for s in catalogue} - {""}
+    titles = {title_key(s.title) for s in catalogue} - {""}
     known = _TuneIndex()
     for song in catalogue:
         known.add(song.song_id, melodic_figures(song))
@@ -221,7 +227,7 @@ def partition(candidates: Iterable[Song], catalogue: Iterable[Song],
         reason = None
         if song.song_id in ids:
             reason = "catalogue song id"
-        elif len(normalised_title(song.title)) >= 4 and normalised_title(song.title) in titles:
+        elif title_key(song.title) in titles:
             reason = "catalogue song title"
         elif len({run for _, run in figures}) < MIN_ALIGNED:
             reason = "too few distinct melodic figures"
@@ -253,10 +259,10 @@ def same_tunes(known: Iterable[Song], tunes: Iterable[Song]) -> set[str]:
     index, titles = _TuneIndex(), set()
     for song in known:
         index.add(song.song_id, melodic_figures(song))
-        titles.add(normalised_title(song.title))
+        titles.add(title_key(song.title))
+    titles.discard("")
     return {song.song_id for song in tunes
-            if (len(normalised_title(song.title)) >= 4 and normalised_title(song.title) in titles)
-            or index.duplicate_of(melodic_figures(song)) is not None}
+            if title_key(song.title) in titles or index.duplicate_of(melodic_figures(song)) is not None}
 
 
 def select(songs: Iterable[Song], count: int, seed: int = DEFAULT_SEED) -> list[Song]:

@@ -1,0 +1,164 @@
+"""Which recordings the model hears wrongly, and what that costs: the catalogue's stored
+melody lines against the songs' own melodies, by how each song was arranged.
+
+    python -m benchmarks.line_quality --shared-data ../shared/data --out benchmarks/results/line-quality \
+        [--index assets/catalogue] [--scorecard benchmarks/results/scorecard-.../scorecard.csv ...]
+
+For every catalogue song rendered from a melody of ../shared/data (the default catalogue's
+songs: `converter.package.catalogue_songs`, rendered once with `song_seed(song_id, 0)`, so
+the lead is played as written), mir_eval's raw chroma accuracy and voicing false alarm of
+the line the catalogue stores (a pitch per melody frame, what every query is aligned
+with) against the song's lead notes, and the arrangement drawn for its render
+(`training.render.arrange`): the lead's level over the backing, the style, whether a voice
+carries it, the harmony line. With --scorecard (benchmarks.scorecard's per-query CSVs), the
+model's queries are joined by their true song: top-1 and top-10 for each group, so that the
+share of songs lost to the recordings' lines is measured, not guessed.
+
+Writes line_quality.csv (one row per song), line_quality_summary.json (per group: songs,
+mean chroma accuracy, and with --scorecard the queries' top-1 / top-10), and prints the summary.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import json
+import sys
+from pathlib import Path
+
+import mir_eval
+import numpy as np
+
+from converter.package import catalogue_songs
+from device import assets
+from device.catalogue import Catalogue
+from training.melody import Note
+from training.pair_shards import song_seed
+from training.render import arrange, lead_notes
+
+REFERENCE_HOP_S = 0.01
+FIELDS = ("song_id", "raw_chroma", "voicing_false_alarm", "lead_db", "style", "voice_lead", "line",
+          "doubled", "source")
+
+
+def _hz(midi: np.ndarray) -> np.ndarray:
+    """MIDI (0: unvoiced) -> Hz (0: unvoiced)."""
+    return np.where(midi > 0, 440.0 * 2.0 ** ((midi - 69.0) / 12.0), 0.0)
+
+
+def reference(notes: tuple[Note, ...], seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """(times s, MIDI per time, 0 where no note): the notes on a REFERENCE_HOP_S grid."""
+    times = np.arange(0.0, seconds, REFERENCE_HOP_S)
+    midi = np.zeros(times.size)
+    for note in notes:
+        midi[(times >= note.start_s) & (times < note.end_s)] = note.pitch
+    return times, midi
+
+
+def line_scores(line: np.ndarray, rate_hz: float, centre_s: float, notes: tuple[Note, ...]
+                ) -> tuple[float, float]:
+    """(raw chroma accuracy, voicing false alarm) of a stored line (float (n,) MIDI per melody
+    frame at rate_hz, 0: none; frame i centred at i / rate_hz + centre_s seconds) against the notes."""
+    est_t = np.arange(line.size) / rate_hz + centre_s
+    ref_t, ref_midi = reference(notes, est_t[-1] + 1.0 / rate_hz if line.size else REFERENCE_HOP_S)
+    # the line holds one pitch per frame: each reference time takes its nearest frame's
+    # (mir_eval's default, linear interpolation, invents pitches between two notes)
+    metrics = mir_eval.melody.evaluate(ref_t, _hz(ref_midi), est_t, _hz(np.asarray(line, np.float64)),
+                                       kind="nearest")
+    return float(metrics["Raw Chroma Accuracy"]), float(metrics["Voicing False Alarm"])
+
+
+def song_rows(catalogue: Catalogue, shared_data: Path) -> list[dict]:
+    """One row (FIELDS) per catalogue song that has a melody in shared_data."""
+    songs = {s.song_id: s for s in catalogue_songs(shared_data)}
+    frontend = catalogue.frontend
+    centre_s = frontend.frame_length_samples / 2 / frontend.sample_rate_hz  # frames are not centred
+    rows = []
+    for row, info in enumerate(catalogue.songs):
+        song = songs.get(info.song_id)
+        if song is None:
+            continue
+        chroma, false_alarm = line_scores(np.asarray(catalogue.melody(row)), catalogue.melody_rate_hz,
+                                          centre_s, lead_notes(song))
+        played = arrange(song, song_seed(song.song_id, 0))
+        rows.append({"song_id": song.song_id, "raw_chroma": round(chroma, 4),
+                     "voicing_false_alarm": round(false_alarm, 4), "lead_db": round(played.lead_db, 2),
+                     "style": played.style, "voice_lead": played.voice_lead, "line": played.line,
+                     "doubled": played.doubling is not None, "source": song.source})
+    return rows
+
+
+GROUPS = {
+    "lead_db": lambda r: f"{3 * int(np.floor(float(r['lead_db']) / 3)):+d}..{3 * int(np.floor(float(r['lead_db']) / 3)) + 3:+d} dB",
+    "raw_chroma": lambda r: f">= {min(int(float(r['raw_chroma']) * 10), 9) / 10:.1f}",
+    "style": lambda r: r["style"],
+    "voice_lead": lambda r: str(r["voice_lead"]),
+    "line": lambda r: r["line"],
+}
+
+
+def summarise(rows: list[dict], queries: list[dict]) -> dict:
+    """Per grouping and group: songs, mean raw chroma, and the queries of those songs
+    (scorecard rows of method "model", rank 1-based, 0 not found): count, top-1, top-10."""
+    by_song = {r["song_id"]: r for r in rows}
+    summary = {"songs": len(rows), "mean_raw_chroma": round(float(np.mean([r["raw_chroma"] for r in rows])), 4)}
+    for name, key in GROUPS.items():
+        groups = collections.defaultdict(lambda: {"songs": 0, "chroma": [], "ranks": []})
+        for r in rows:
+            group = groups[key(r)]
+            group["songs"] += 1
+            group["chroma"].append(r["raw_chroma"])
+        for q in queries:
+            if q["truth"] in by_song:
+                groups[key(by_song[q["truth"]])]["ranks"].append(int(q["rank"]))
+        summary[name] = {}
+        for label in sorted(groups):
+            g = groups[label]
+            entry = {"songs": g["songs"], "mean_raw_chroma": round(float(np.mean(g["chroma"])), 4)}
+            if g["ranks"]:
+                ranks = np.array(g["ranks"])
+                entry.update(queries=int(ranks.size), top1=round(float(np.mean(ranks == 1)), 3),
+                             top10=round(float(np.mean((ranks >= 1) & (ranks <= 10))), 3))
+            summary[name][label] = entry
+    return summary
+
+
+def read_queries(paths: list[Path]) -> list[dict]:
+    """The model's query rows of benchmarks.scorecard CSVs."""
+    queries = []
+    for path in paths:
+        with open(path, newline="") as handle:
+            queries += [r for r in csv.DictReader(handle) if r.get("method", "model") == "model"]
+    return queries
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shared-data", type=Path, required=True)
+    parser.add_argument("--index", type=Path, default=assets.default_catalogue_dir())
+    parser.add_argument("--scorecard", type=Path, action="append", default=[],
+                        help="benchmarks.scorecard's scorecard.csv (repeatable)")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    for path in [args.shared_data, args.index, *args.scorecard]:
+        if not path.exists():
+            print(f"line_quality: {path} does not exist", file=sys.stderr)
+            return 2
+    rows = song_rows(Catalogue(args.index), args.shared_data)
+    if not rows:
+        print("line_quality: no catalogue song has a melody in --shared-data", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / "line_quality.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = summarise(rows, read_queries(args.scorecard))
+    summary["scorecards"] = [str(p) for p in args.scorecard]
+    (args.out / "line_quality_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

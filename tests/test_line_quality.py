@@ -1,0 +1,52 @@
+"""benchmarks.line_quality: a stored line scored against the notes it should hold, and the
+queries grouped by how their songs were heard (the whole run: the README's command)."""
+import numpy as np
+import pytest
+
+from benchmarks import line_quality as lq
+from training.melody import Note
+
+RATE_HZ = 12.5
+CENTRE_S = 0.064
+
+
+def stored(notes: list[Note], seconds: float, shift: float = 0.0) -> np.ndarray:
+    """The line a perfect listener would store: the note sounding at each frame's centre."""
+    times = np.arange(int(seconds * RATE_HZ)) / RATE_HZ + CENTRE_S
+    line = np.zeros(times.size, np.float32)
+    for note in notes:
+        line[(times >= note.start_s) & (times < note.end_s)] = note.pitch + shift
+    return line
+
+
+# legato phrases of half-second notes with a two-second rest between them
+NOTES = [Note(60 + (i * 5) % 12, 0.5 * i + 2.0 * (i >= 10), 0.5 * (i + 1) + 2.0 * (i >= 10)) for i in range(20)]
+
+
+def test_a_right_line_scores_one_octaves_aside_and_a_wrong_one_zero():
+    chroma, false_alarm = lq.line_scores(stored(NOTES, 12.0), RATE_HZ, CENTRE_S, tuple(NOTES))
+    # at a note change the nearest 80 ms frame may hold the other note for a few 10 ms steps
+    assert chroma > 0.95 and false_alarm < 0.05
+    octave, _ = lq.line_scores(stored(NOTES, 12.0, 12.0), RATE_HZ, CENTRE_S, tuple(NOTES))
+    assert octave == pytest.approx(chroma)
+    wrong, _ = lq.line_scores(stored(NOTES, 12.0, 1.0), RATE_HZ, CENTRE_S, tuple(NOTES))
+    assert wrong < 0.03
+    half = stored(NOTES, 12.0)
+    half[: half.size // 2] += 2.0
+    assert lq.line_scores(half, RATE_HZ, CENTRE_S, tuple(NOTES))[0] == pytest.approx(chroma / 2, abs=0.06)
+
+
+def test_queries_are_counted_by_their_songs_groups():
+    rows = [{"song_id": "a", "raw_chroma": 0.95, "lead_db": 4.0, "style": "band", "voice_lead": True,
+             "line": "none"},
+            {"song_id": "b", "raw_chroma": 0.55, "lead_db": -4.0, "style": "piano", "voice_lead": False,
+             "line": "third"}]
+    queries = [{"truth": "a", "rank": "1"}, {"truth": "a", "rank": "3"}, {"truth": "b", "rank": "0"},
+               {"truth": "elsewhere", "rank": "1"}]
+    summary = lq.summarise(rows, queries)
+    assert summary["songs"] == 2 and summary["mean_raw_chroma"] == pytest.approx(0.75)
+    assert summary["style"]["band"] == {"songs": 1, "mean_raw_chroma": 0.95, "queries": 2, "top1": 0.5,
+                                        "top10": 1.0}
+    assert summary["style"]["piano"]["top10"] == 0.0
+    assert summary["lead_db"]["+3..+6 dB"]["queries"] == 2 and "-6..-3 dB" in summary["lead_db"]
+    assert summary["raw_chroma"][">= 0.5"]["top1"] == 0.0

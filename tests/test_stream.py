@@ -154,6 +154,33 @@ def test_a_hum_streams_to_the_right_match(recognizer, known_hum):
     assert final.window_end_s <= final.result.audio_s <= known_hum.size / RATE
 
 
+@pytest.mark.parametrize("consecutive", [1, 2])
+def test_the_early_answer_comes_at_the_first_look_that_meets_the_policy(recognizer, known_hum, consecutive):
+    patient = Recognizer(recognizer.catalogue, RecognizerConfig(max_seconds=None, early_consecutive=10 ** 9))
+    looks = [e for b in in_blocks(known_hum, 3200) for e in patient.push(b)]
+    config = RecognizerConfig(max_seconds=None, early_consecutive=consecutive)
+    streak, song, expected = 0, "", None
+    for look in looks:  # the policy, spelled out on each look's result
+        result = look.result
+        confident = (result.decision == "match" and result.confidence >= config.early_min_confidence
+                     and look.window_end_s >= config.early_min_seconds)
+        best = result.matches[0].song_id if confident else ""
+        streak, song = (streak + 1 if best == song else 1, best) if confident else (0, "")
+        if streak >= consecutive:
+            expected = look
+            break
+    assert expected is not None, "the known hum never met the policy"
+    eager = Recognizer(recognizer.catalogue, config)
+    events = []
+    for b in in_blocks(known_hum, 3200):
+        events += eager.push(b)
+        if eager.done:
+            break
+    assert eager.done and events[-1].kind == "match"
+    assert events[-1].window_end_s == expected.window_end_s
+    assert events[-1].result.matches[0].song_id == expected.result.matches[0].song_id == "written-frere-jacques"
+
+
 def test_silence_and_noise_give_no_melody_and_time_out_as_no_match(recognizer):
     stream = Recognizer(recognizer.catalogue, RecognizerConfig(max_seconds=6.0))
     rng = np.random.default_rng(9)

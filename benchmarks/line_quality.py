@@ -15,7 +15,9 @@ model's queries are joined by their true song: top-1 and top-10 for each group, 
 share of songs lost to the recordings' lines is measured, not guessed.
 
 Writes line_quality.csv (one row per song), line_quality_summary.json (per group: songs,
-mean chroma accuracy, and with --scorecard the queries' top-1 / top-10), and prints the summary.
+mean chroma accuracy, and with --scorecard the queries' top-1 / top-10), line_quality.png
+(each song's raw chroma against its lead's level; and the stored line over the lead's notes
+for the song with the median accuracy among the most buried leads), and prints the summary.
 """
 from __future__ import annotations
 
@@ -26,8 +28,12 @@ import json
 import sys
 from pathlib import Path
 
+import matplotlib
 import mir_eval
 import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 from converter.package import catalogue_songs
 from device import assets
@@ -123,6 +129,41 @@ def summarise(rows: list[dict], queries: list[dict]) -> dict:
     return summary
 
 
+def plot(rows: list[dict], catalogue: Catalogue, shared_data: Path, path: Path, seconds: float = 30.0) -> None:
+    """line_quality.png: raw chroma against lead level per song (by style); below, the line
+    stored for the median-accuracy song among the leads under -3 dB over its lead's notes
+    (octave-folded onto the line), its first `seconds` seconds."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8))
+    for style in sorted({r["style"] for r in rows}):
+        mine = [r for r in rows if r["style"] == style]
+        top.scatter([r["lead_db"] for r in mine], [r["raw_chroma"] for r in mine], s=6, label=style, alpha=0.6)
+    top.set(xlabel="lead over the backing (dB)", ylabel="raw chroma of the stored line",
+            title=f"{len(rows)} catalogue songs: the line the catalogue stores against the lead it was rendered with")
+    top.legend(markerscale=3, fontsize=8)
+    buried = sorted((r for r in rows if r["lead_db"] < -3), key=lambda r: r["raw_chroma"])
+    if buried:
+        pick = buried[len(buried) // 2]
+        row = next(i for i, s in enumerate(catalogue.songs) if s.song_id == pick["song_id"])
+        song = next(s for s in catalogue_songs(shared_data) if s.song_id == pick["song_id"])
+        line = np.asarray(catalogue.melody(row), np.float64)
+        frontend = catalogue.frontend
+        t = np.arange(line.size) / catalogue.melody_rate_hz + frontend.frame_length_samples / 2 / frontend.sample_rate_hz
+        keep = t < seconds
+        for note in lead_notes(song):
+            if note.start_s < seconds:
+                heard = line[(t >= note.start_s) & (t < note.end_s) & (line > 0)]
+                octave = 12 * np.round((np.median(heard) - note.pitch) / 12) if heard.size else 0
+                bottom.plot([note.start_s, note.end_s], [note.pitch + octave] * 2, color="0.6", lw=5,
+                            solid_capstyle="butt")
+        bottom.plot(t[keep & (line > 0)], line[keep & (line > 0)], ".", color="crimson", ms=4)
+        bottom.set(xlabel="song seconds", ylabel="MIDI",
+                   title=f"{pick['song_id']} ({pick['style']}, lead {pick['lead_db']:+.1f} dB, raw chroma "
+                         f"{pick['raw_chroma']:.2f}): grey the lead's notes, red the stored line")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def read_queries(paths: list[Path]) -> list[dict]:
     """The model's query rows of benchmarks.scorecard CSVs."""
     queries = []
@@ -144,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists():
             print(f"line_quality: {path} does not exist", file=sys.stderr)
             return 2
-    rows = song_rows(Catalogue(args.index), args.shared_data)
+    catalogue = Catalogue(args.index)
+    rows = song_rows(catalogue, args.shared_data)
     if not rows:
         print("line_quality: no catalogue song has a melody in --shared-data", file=sys.stderr)
         return 2
@@ -153,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(rows)
+    plot(rows, catalogue, args.shared_data, args.out / "line_quality.png")
     summary = summarise(rows, read_queries(args.scorecard))
     summary["scorecards"] = [str(p) for p in args.scorecard]
     (args.out / "line_quality_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")

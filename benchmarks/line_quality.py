@@ -35,6 +35,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from benchmarks.melody_accuracy import midi_to_hz
 from converter.package import catalogue_songs
 from device import assets
 from device.catalogue import Catalogue
@@ -45,11 +46,6 @@ from training.render import arrange, lead_notes
 REFERENCE_HOP_S = 0.01
 FIELDS = ("song_id", "raw_chroma", "voicing_false_alarm", "lead_db", "style", "voice_lead", "line",
           "doubled", "source")
-
-
-def _hz(midi: np.ndarray) -> np.ndarray:
-    """MIDI (0: unvoiced) -> Hz (0: unvoiced)."""
-    return np.where(midi > 0, 440.0 * 2.0 ** ((midi - 69.0) / 12.0), 0.0)
 
 
 def reference(notes: tuple[Note, ...], seconds: float) -> tuple[np.ndarray, np.ndarray]:
@@ -69,16 +65,21 @@ def line_scores(line: np.ndarray, rate_hz: float, centre_s: float, notes: tuple[
     ref_t, ref_midi = reference(notes, est_t[-1] + 1.0 / rate_hz if line.size else REFERENCE_HOP_S)
     # the line holds one pitch per frame: each reference time takes its nearest frame's
     # (mir_eval's default, linear interpolation, invents pitches between two notes)
-    metrics = mir_eval.melody.evaluate(ref_t, _hz(ref_midi), est_t, _hz(np.asarray(line, np.float64)),
-                                       kind="nearest")
+    metrics = mir_eval.melody.evaluate(ref_t, midi_to_hz(ref_midi), est_t,
+                                       midi_to_hz(np.asarray(line, np.float64)), kind="nearest")
     return float(metrics["Raw Chroma Accuracy"]), float(metrics["Voicing False Alarm"])
+
+
+def first_centre_s(catalogue: Catalogue) -> float:
+    """Seconds from a song's start to the centre of its first melody frame (frontend frames
+    are not centred: frame i covers [i * hop, i * hop + frame_length) samples)."""
+    return catalogue.frontend.frame_length_samples / 2 / catalogue.frontend.sample_rate_hz
 
 
 def song_rows(catalogue: Catalogue, shared_data: Path) -> list[dict]:
     """One row (FIELDS) per catalogue song that has a melody in shared_data."""
     songs = {s.song_id: s for s in catalogue_songs(shared_data)}
-    frontend = catalogue.frontend
-    centre_s = frontend.frame_length_samples / 2 / frontend.sample_rate_hz  # frames are not centred
+    centre_s = first_centre_s(catalogue)
     rows = []
     for row, info in enumerate(catalogue.songs):
         song = songs.get(info.song_id)
@@ -94,8 +95,14 @@ def song_rows(catalogue: Catalogue, shared_data: Path) -> list[dict]:
     return rows
 
 
+def _level_band(lead_db: float) -> str:
+    """The 3 dB band a lead level falls in, e.g. "-3..+0 dB"."""
+    low = 3 * int(np.floor(lead_db / 3))
+    return f"{low:+d}..{low + 3:+d} dB"
+
+
 GROUPS = {
-    "lead_db": lambda r: f"{3 * int(np.floor(float(r['lead_db']) / 3)):+d}..{3 * int(np.floor(float(r['lead_db']) / 3)) + 3:+d} dB",
+    "lead_db": lambda r: _level_band(float(r["lead_db"])),
     "raw_chroma": lambda r: f">= {min(int(float(r['raw_chroma']) * 10), 9) / 10:.1f}",
     "style": lambda r: r["style"],
     "voice_lead": lambda r: str(r["voice_lead"]),
@@ -146,8 +153,7 @@ def plot(rows: list[dict], catalogue: Catalogue, shared_data: Path, path: Path, 
         row = next(i for i, s in enumerate(catalogue.songs) if s.song_id == pick["song_id"])
         song = next(s for s in catalogue_songs(shared_data) if s.song_id == pick["song_id"])
         line = np.asarray(catalogue.melody(row), np.float64)
-        frontend = catalogue.frontend
-        t = np.arange(line.size) / catalogue.melody_rate_hz + frontend.frame_length_samples / 2 / frontend.sample_rate_hz
+        t = np.arange(line.size) / catalogue.melody_rate_hz + first_centre_s(catalogue)
         keep = t < seconds
         for note in lead_notes(song):
             if note.start_s < seconds:

@@ -34,7 +34,7 @@ METRICS = ("Raw Pitch Accuracy", "Raw Chroma Accuracy", "Voicing Recall", "Voici
            "Overall Accuracy")
 
 
-def _hz(midi: np.ndarray) -> np.ndarray:
+def midi_to_hz(midi: np.ndarray) -> np.ndarray:
     """MIDI (0: unvoiced) -> Hz (0: unvoiced)."""
     return np.where(midi > 0, 440.0 * 2.0 ** ((midi - 69.0) / 12.0), 0.0)
 
@@ -51,7 +51,7 @@ def scores(reference_midi: np.ndarray, salience_map: np.ndarray, frontend: fe.Fr
     frame_s = frontend.hop_length_samples / frontend.sample_rate_hz
     ref_t = np.arange(reference_midi.size) * frame_s
     est_t = (np.arange(line.size) * config.pool + (config.pool - 1) / 2) * stride * frame_s  # pooled frames' centres
-    return mir_eval.melody.evaluate(ref_t, _hz(reference_midi), est_t, _hz(line))
+    return mir_eval.melody.evaluate(ref_t, midi_to_hz(reference_midi), est_t, midi_to_hz(line))
 
 
 def items(pairs_dir: Path, shared_data: Path | None, frontend: fe.FrontendConfig):

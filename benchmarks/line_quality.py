@@ -39,7 +39,7 @@ from benchmarks.melody_accuracy import midi_to_hz
 from converter.package import catalogue_songs
 from device import assets
 from device.catalogue import Catalogue
-from training.melody import Note
+from training.melody import Note, Song, sounding_pitch
 from training.pair_shards import song_seed
 from training.render import arrange, lead_notes
 
@@ -48,21 +48,14 @@ FIELDS = ("song_id", "raw_chroma", "voicing_false_alarm", "lead_db", "style", "v
           "doubled", "source")
 
 
-def reference(notes: tuple[Note, ...], seconds: float) -> tuple[np.ndarray, np.ndarray]:
-    """(times s, MIDI per time, 0 where no note): the notes on a REFERENCE_HOP_S grid."""
-    times = np.arange(0.0, seconds, REFERENCE_HOP_S)
-    midi = np.zeros(times.size)
-    for note in notes:
-        midi[(times >= note.start_s) & (times < note.end_s)] = note.pitch
-    return times, midi
-
-
 def line_scores(line: np.ndarray, rate_hz: float, centre_s: float, notes: tuple[Note, ...]
                 ) -> tuple[float, float]:
     """(raw chroma accuracy, voicing false alarm) of a stored line (float (n,) MIDI per melody
     frame at rate_hz, 0: none; frame i centred at i / rate_hz + centre_s seconds) against the notes."""
     est_t = np.arange(line.size) / rate_hz + centre_s
-    ref_t, ref_midi = reference(notes, est_t[-1] + 1.0 / rate_hz if line.size else REFERENCE_HOP_S)
+    ref_t = np.arange(0.0, est_t[-1] + 1.0 / rate_hz if line.size else REFERENCE_HOP_S, REFERENCE_HOP_S)
+    # float64 as the line: half-semitone bins sit exactly 50 cents from a note, mir_eval's bound
+    ref_midi = sounding_pitch(notes, ref_t).astype(np.float64)
     # the line holds one pitch per frame: each reference time takes its nearest frame's
     # (mir_eval's default, linear interpolation, invents pitches between two notes)
     metrics = mir_eval.melody.evaluate(ref_t, midi_to_hz(ref_midi), est_t,
@@ -76,9 +69,9 @@ def first_centre_s(catalogue: Catalogue) -> float:
     return catalogue.frontend.frame_length_samples / 2 / catalogue.frontend.sample_rate_hz
 
 
-def song_rows(catalogue: Catalogue, shared_data: Path) -> list[dict]:
-    """One row (FIELDS) per catalogue song that has a melody in shared_data."""
-    songs = {s.song_id: s for s in catalogue_songs(shared_data)}
+def song_rows(catalogue: Catalogue, songs: dict[str, Song]) -> list[dict]:
+    """One row (FIELDS) per catalogue song among `songs` (by id: the default catalogue's,
+    `converter.package.catalogue_songs`)."""
     centre_s = first_centre_s(catalogue)
     rows = []
     for row, info in enumerate(catalogue.songs):
@@ -136,7 +129,8 @@ def summarise(rows: list[dict], queries: list[dict]) -> dict:
     return summary
 
 
-def plot(rows: list[dict], catalogue: Catalogue, shared_data: Path, path: Path, seconds: float = 30.0) -> None:
+def plot(rows: list[dict], catalogue: Catalogue, songs: dict[str, Song], path: Path, seconds: float = 30.0
+         ) -> None:
     """line_quality.png: raw chroma against lead level per song (by style); below, the line
     stored for the median-accuracy song among the leads under -3 dB over its lead's notes
     (octave-folded onto the line), its first `seconds` seconds."""
@@ -151,7 +145,7 @@ def plot(rows: list[dict], catalogue: Catalogue, shared_data: Path, path: Path, 
     if buried:
         pick = buried[len(buried) // 2]
         row = next(i for i, s in enumerate(catalogue.songs) if s.song_id == pick["song_id"])
-        song = next(s for s in catalogue_songs(shared_data) if s.song_id == pick["song_id"])
+        song = songs[pick["song_id"]]
         line = np.asarray(catalogue.melody(row), np.float64)
         t = np.arange(line.size) / catalogue.melody_rate_hz + first_centre_s(catalogue)
         keep = t < seconds
@@ -192,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"line_quality: {path} does not exist", file=sys.stderr)
             return 2
     catalogue = Catalogue(args.index)
-    rows = song_rows(catalogue, args.shared_data)
+    songs = {s.song_id: s for s in catalogue_songs(args.shared_data)}  # minutes of parsing: once
+    rows = song_rows(catalogue, songs)
     if not rows:
         print("line_quality: no catalogue song has a melody in --shared-data", file=sys.stderr)
         return 2
@@ -201,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    plot(rows, catalogue, args.shared_data, args.out / "line_quality.png")
+    plot(rows, catalogue, songs, args.out / "line_quality.png")
     summary = summarise(rows, read_queries(args.scorecard))
     summary["scorecards"] = [str(p) for p in args.scorecard]
     (args.out / "line_quality_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")

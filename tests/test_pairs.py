@@ -51,3 +51,17 @@ def test_every_frame_carries_the_melody_as_played(song):
         both = (midi > 0) & (pairs.recording_midi[at] > 0)
         offset = midi[both] - pairs.recording_midi[at][both]
         assert np.mean(np.abs(offset - np.median(offset)) < 1.0) > 0.7
+
+
+def test_hard_recordings_are_drawn_as_asked_and_say_so():
+    """With hard_render_fraction 1 every recording is one the model hears worst (the lead
+    at or under its backing, or solo piano), and each pair records its lead's level."""
+    songs = corpora.written_tunes()[:4]
+    hard = dataclasses.replace(DataConfig.smoke(), hums_per_song=1, hard_render_fraction=1.0)
+    with PairMaker(hard, FRONTEND, find_soundfonts()) as maker:
+        made = [maker.make(s) for s in songs]
+    made = [p for p in made if p is not None]
+    assert len(made) >= 3
+    assert all(p.recording_hard for p in made)
+    assert all(-5.0 <= p.recording_lead_db <= 8.0 for p in made)
+    assert sum(p.recording_lead_db <= 0.0 for p in made) >= 1

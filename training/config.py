@@ -25,6 +25,9 @@ class DataConfig:
             microphone; the rest stay as sung (people also hum in quiet rooms).
         production_fraction: share of recordings given reverb, compression, EQ and
             saturation; the rest stay as rendered.
+        hard_render_fraction: share of recordings whose arrangement is drawn again
+            until it is one the model hears worst (`training.render.is_hard`: the lead at
+            or under the backing's loudness, or solo piano); 0 keeps the natural mix.
         essen_limit: music21 Essen folk songs to include (0 = none).
         validation_fraction: fraction of training songs held out for validation (by song).
         test_fraction: fraction of shippable catalogue songs held out of training for
@@ -38,6 +41,7 @@ class DataConfig:
     sung_lead_fraction: float = 0.4
     mic_chain_fraction: float = 0.5
     production_fraction: float = 0.5
+    hard_render_fraction: float = 0.0
     essen_limit: int = 1500
     validation_fraction: float = 0.05
     test_fraction: float = 0.1
@@ -51,6 +55,12 @@ class DataConfig:
     def melody() -> "DataConfig":
         """The melody recipe: shorter excerpts than the default, so more songs fit."""
         return DataConfig(excerpt_s=24.0)
+
+    @staticmethod
+    def hard() -> "DataConfig":
+        """The melody recipe with half the recordings drawn from the hard renders (72% of
+        them hard in all, against 45% naturally)."""
+        return DataConfig(excerpt_s=24.0, hard_render_fraction=0.5)
 
     @staticmethod
     def smoke() -> "DataConfig":

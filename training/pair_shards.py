@@ -38,6 +38,10 @@ class SongPairs:
             melody targets.
         hums_midi: per query, float32 (T_h,): the query's own f0 per frame (MIDI), 0
             where unvoiced; empty in shards made before melody targets.
+        recording_lead_db: the recording's lead over its backing, dB
+            (`training.render.Arrangement.lead_db`); None in older shards.
+        recording_hard: whether the recording is a render the model hears worst
+            (`training.render.is_hard`); None in older shards.
     """
 
     song_id: str
@@ -47,6 +51,8 @@ class SongPairs:
     kinds: list[str] = dataclasses.field(default_factory=list)
     recording_midi: np.ndarray | None = None
     hums_midi: list[np.ndarray] = dataclasses.field(default_factory=list)
+    recording_lead_db: float | None = None
+    recording_hard: bool | None = None
 
 
 def song_seed(song_id: str, seed: int) -> int:

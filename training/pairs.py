@@ -31,10 +31,11 @@ from training.hum import HumStyle, synthesize_hum
 from training.melody import Song, sounding_pitch
 from training.pair_shards import SongPairs, save, song_seed
 from training.pitch_track import track_at, track_hum
-from training.render import Renderer, arrange, find_soundfonts, lead_notes, mix_lead
+from training.render import Arrangement, Renderer, arrange, find_soundfonts, is_hard, lead_notes, mix_lead
 
 SHARD_SONGS = 50
 MARGIN_S = 2.0  # recording context rendered around the hummed excerpt
+HARD_DRAWS = 32  # arrangements drawn at most for a recording that should be hard
 SINGER_VOICES = ("la", "da", "oo")  # syllables of the synthetic singer in recordings
 
 
@@ -114,8 +115,8 @@ class PairMaker:
         start_s = max(0.0, notes[0].start_s - MARGIN_S)
         duration_s = notes[-1].end_s + MARGIN_S - start_s
         sf = int(rng.integers(len(self.renderers)))
-        recording, recording_midi = self._record(song, notes, self.renderers[sf], rng, start_s,
-                                                 duration_s)
+        recording, recording_midi, arrangement = self._record(song, notes, self.renderers[sf], rng,
+                                                              start_s, duration_s)
         recording_db = fe.log_spectrogram(recording, config)
         if recording_db.shape[0] < config.window_frames:
             return None
@@ -142,20 +143,28 @@ class PairMaker:
             kinds.append(kind)
             midis.append(track_at(hum.audio, sr, centres_s))
         return SongPairs(song.song_id, recording_db.astype(np.float16), queries, maps, kinds,
-                         recording_midi[:recording_db.shape[0]], midis)
+                         recording_midi[:recording_db.shape[0]], midis, arrangement.lead_db,
+                         is_hard(arrangement))
 
     def _record(self, song: Song, notes: list, renderer: Renderer, rng: np.random.Generator,
-                start_s: float, duration_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """The recording of [start_s, start_s + duration_s): an arrangement, maybe sung,
-        maybe produced, and its lead's pitch.
+                start_s: float, duration_s: float) -> tuple[np.ndarray, np.ndarray, Arrangement]:
+        """The recording of [start_s, start_s + duration_s): an arrangement (a hard one
+        for DataConfig.hard_render_fraction of them), maybe sung, maybe produced, and its
+        lead's pitch.
 
         Returns:
             (float32 (n_samples,) audio, float32 (n_frames,) MIDI pitch of the lead per
-            frontend frame as played, 0 where it is silent).
+            frontend frame as played, 0 where it is silent, the arrangement).
         """
         sr = self.frontend.sample_rate_hz
         centres_s = frame_centres_s(fe.n_frames(round(duration_s * sr), self.frontend), self.frontend)
         seed = int(rng.integers(2**31))
+        if self.data.hard_render_fraction and rng.random() < self.data.hard_render_fraction:
+            for _ in range(HARD_DRAWS):
+                if is_hard(arrange(song, seed)):
+                    break
+                seed = int(rng.integers(2**31))
+        arrangement = arrange(song, seed)
         if rng.random() < self.data.sung_lead_fraction:
             audio = renderer.render(song, seed, start_s=start_s, duration_s=duration_s, lead=False)
             singer = dataclasses.replace(  # a studio singer: in time, in key, no wrong notes
@@ -167,14 +176,14 @@ class PairMaker:
             lead = np.zeros_like(audio)
             lo, hi = max(at, 0), min(at + voice.audio.size, audio.size)
             lead[lo:hi] = voice.audio[lo - at:hi - at]
-            audio = mix_lead(audio, lead, arrange(song, seed).lead_db)
+            audio = mix_lead(audio, lead, arrangement.lead_db)
             lead_midi = track_at(lead, sr, centres_s)
         else:
             audio = renderer.render(song, seed, start_s=start_s, duration_s=duration_s)
             lead_midi = sounding_pitch(lead_notes(song), start_s + centres_s)
         if rng.random() < self.data.production_fraction:
             audio = ProductionChain.sample(rng).apply(audio, sr)
-        return audio, lead_midi
+        return audio, lead_midi, arrangement
 
 
 def _build_shard(job: tuple[list[Song], Path, DataConfig, list[str]]) -> str:
@@ -215,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the cached training pairs (resumable).")
     parser.add_argument("--shared-data", type=Path, required=True, help="the ../shared/data folder")
     parser.add_argument("--out", type=Path, required=True, help="directory for the shards")
-    parser.add_argument("--preset", choices=("default", "melody", "smoke"), default="default")
+    parser.add_argument("--preset", choices=("default", "melody", "hard", "smoke"), default="default")
     parser.add_argument("--limit", type=int, default=None, help="at most this many songs (smoke runs)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)

@@ -312,6 +312,13 @@ def arrange(song: Song, seed: int, style: str | None = None) -> Arrangement:
                        bass, bass_step, bass_db, drums, hats, fills, drums_db)
 
 
+def is_hard(arrangement: Arrangement) -> bool:
+    """Whether the melody model hears such renders worst (`benchmarks.line_quality`): the
+    lead at or under the backing's loudness (raw chroma 0.76-0.82 against 0.87-0.93), or
+    solo piano, the lead on the accompaniment's instrument (0.80)."""
+    return arrangement.lead_db <= 0.0 or (arrangement.style == "piano" and not arrangement.voice_lead)
+
+
 def mix_lead(backing: np.ndarray, lead: np.ndarray, lead_db: float) -> np.ndarray:
     """Adds a lead to its backing at lead_db over the backing's loudness, peak-normalised.
 

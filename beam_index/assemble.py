@@ -1,7 +1,7 @@
 """The assembly: the catalogue from the pipeline's song records, on one machine, through
 device.catalogue.write_catalogue (the local build's writer): shards are read one at a
-time in the local build's song order, Annoy builds its index in the file (on-disk build)
-and the manifest is written last into a staging folder that is swapped in atomically
+time in the local build's song order, the index is trained and filled from the vectors
+spooled to disk, and the manifest is written last into a staging folder that is swapped in atomically
 (device.safe_write), so a failure leaves the catalogue already there as it was."""
 from __future__ import annotations
 

@@ -37,12 +37,14 @@ def parser() -> argparse.ArgumentParser:
                            help="model directory (default: the shipped model)")
             p.add_argument("--window-hop", type=_count, default=defaults.shortlist.catalogue_hop_frames,
                            help="melody frames between the shortlist's catalogue windows (default: %(default)s)")
-            p.add_argument("--trees", type=_count, default=defaults.n_trees, help="Annoy trees (default: %(default)s)")
+            p.add_argument("--code-bytes", type=_count, default=defaults.code_bytes,
+                           help="bytes of each window's code in the index (default: %(default)s)")
             p.set_defaults(index=None)
         else:
             p.add_argument("--index", required=True, help="catalogue to extend")
             p.add_argument("--out", help="write the extended catalogue here (default: replace --index)")
-            p.set_defaults(model=None, window_hop=defaults.shortlist.catalogue_hop_frames, trees=defaults.n_trees)
+            p.set_defaults(model=None, window_hop=defaults.shortlist.catalogue_hop_frames,
+                            code_bytes=defaults.code_bytes)
         p.add_argument("--metadata", help="CSV with columns song_id,title,artist (song_id = file stem)")
         p.add_argument("--shards", help="where per-song results are kept between runs (default: OUT.shards "
                                         "beside the catalogue; on a cluster, e.g. gs://bucket/shards)")
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         pipeline_options = options(args.runner, beam_args)
         defaults = IndexConfig()
         config = IndexConfig(dataclasses.replace(defaults.shortlist, catalogue_hop_frames=args.window_hop),
-                             n_trees=args.trees)
+                             code_bytes=args.code_bytes)
         out = Path(args.out if args.out is not None else args.index)
         safe_write.recover(out)
         base = Catalogue(args.index) if args.command == "add" else None

@@ -35,7 +35,7 @@ import numpy as np
 def _versions() -> dict:
     from importlib import metadata
     out = {"python": platform.python_version(), "machine": platform.machine()}
-    for dist in ("hum-search", "numpy", "soxr", "soundfile", "annoy", "ai-edge-litert", "tflite-runtime"):
+    for dist in ("hum-search", "numpy", "soxr", "soundfile", "faiss-cpu", "ai-edge-litert", "tflite-runtime"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Proof on aarch64, under emulation: a 64-bit ARM Debian root (debootstrap + qemu-user-static,
 # binfmt), the wheel built here installed in it with its `device` extra from the package
-# registry (Annoy compiles from source there), then in it: `./run demo`'s command, the tests
+# registry (faiss-cpu has aarch64 wheels), then in it: `./run demo`'s command, the tests
 # that need no training extra, `hum-search bench --json`, and each demo's answer and stage
 # outputs compared with this machine's (benchmarks/aarch64_compare.py: same ranking, scores
 # within tolerance). Results: benchmarks/results/aarch64-emulated/.
@@ -175,7 +175,7 @@ print(hashlib.sha256(z.read(next(n for n in z.namelist() if n.endswith(".dist-in
     say "the wheel is unchanged ($sum): reusing the root's venv"
     return
   fi
-  say "pip install ${wheel}[device] pytest in the root (Annoy compiles: minutes under emulation)"
+  say "pip install ${wheel}[device] pytest in the root (minutes under emulation)"
   in_root "set -e; [ -x $W/venv/bin/python ] || python3 -m venv $W/venv
            pip install -q --upgrade pip
            pip install '$W/dist/${wheel}[device]' pytest

@@ -10,7 +10,7 @@
     (every song reused); `hum-search index build --workers 1 / 2` of the same folder
     beside them. Each runs in a subprocess: wall time, and CPU time (user + system) of
     it and the workers it waited for (getrusage RUSAGE_CHILDREN).
-(b) assembly: beam_index.assemble alone (shards -> Annoy on-disk build -> catalogue) in a
+(b) assembly: beam_index.assemble alone (shards -> index built from the spooled vectors -> catalogue) in a
     subprocess, over seeded synthetic shards of 180 windows each (random melodies and
     unit vectors, as many songs as --windows needs): its peak resident memory (ru_maxrss,
     which also counts the pages of the index file being built) and that after its
@@ -72,7 +72,7 @@ def throughput(audio: Path, n_songs: int, scratch: Path) -> dict:
         run["cpu_s_per_audio_hour"] = round(run["cpu_s"] / hours, 1)
         run["times_real_time"] = round(hours * 3600.0 / run["wall_s"], 1)
     same = all((scratch / "local-1" / f).read_bytes() == (scratch / f"beam-{w}" / f).read_bytes()
-               for w in (1, 2) for f in ("songs.csv", "melody.bin", "windows.npy", "index.ann"))
+               for w in (1, 2) for f in ("songs.csv", "melody.bin", "windows.npy", "index.npz"))
     n_windows = json.loads((scratch / "beam-1" / "manifest.json").read_text())["index"]["n_items"]
     return {"songs": len(files), "audio_hours": round(hours, 3), "windows": n_windows,
             "beam_equals_local_byte_for_byte": same, "runs": runs}
@@ -113,7 +113,7 @@ def assembly_child(records_path: Path, out: Path) -> None:
     assemble(out, setup, job["records"], {}, job["dim"])
     print(json.dumps({"wall_s": round(time.perf_counter() - t0, 2), "after_imports_mb": round(imports_mb, 1),
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
-                      "index_mb": round((out / "index.ann").stat().st_size / 2 ** 20, 1)}))
+                      "index_mb": round((out / "index.npz").stat().st_size / 2 ** 20, 1)}))
 
 
 def assembly(n_windows: int, scratch: Path) -> dict:

@@ -41,7 +41,7 @@ is a subset of the base that keeps every held-out test song (`training.pairs.is_
 the truth of `benchmarks.evaluate`'s synthetic queries; 149 in the default catalogue) and
 fills up with a seeded sample of the other songs. Subsetting needs no re-hearing: a
 catalogue keeps every song's melody (`Catalogue.codes`), from which a new catalogue and
-its Annoy index are written with the base's settings (`device.catalogue.write_catalogue`),
+its index are written with the base's settings (`device.catalogue.write_catalogue`),
 and the 1k catalogue really holds 1,000 songs. The mir1k clips
 are not in any base: `benchmarks.evaluate` adds them itself to whatever catalogue it is
 given, so its mir1k queries meet size + 198 songs.

@@ -1,4 +1,4 @@
-"""Accuracy of the shipped pipeline (int8 model, Annoy catalogue, matcher) on seeded queries.
+"""Accuracy of the shipped pipeline (int8 model, catalogue index, matcher) on seeded queries.
 
     python -m benchmarks.evaluate --shared-data ../shared/data --out benchmarks/results
 

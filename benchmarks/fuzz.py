@@ -11,8 +11,8 @@ Kinds (shares of --cases in KINDS):
               255 bytes), in the same batches;
     build     mutated recordings in batches through `hum-search index build`: the good
               ones become songs, every other file is skipped and counted;
-    manifest, songs, windows, melody, annoy, model
-              one catalogue file mutated (JSON-aware, CSV-aware, node-aware or byte-level)
+    manifest, songs, windows, melody, index, model
+              one catalogue file mutated (JSON-aware, CSV-aware, array-aware or byte-level)
               with its checksum updated as a hostile edit would; the catalogue is loaded
               (and, if accepted, searched and asked to identify a hum) in a worker process.
 A crash is a Python exception other than the runtime's one-line errors, a traceback on
@@ -40,6 +40,7 @@ import numpy as np
 import soundfile
 
 from device import assets, indexing
+from device import vector_index as vi
 from device import manifest as mf
 from device.audio import load_audio, printable
 from device.catalogue import Catalogue, IndexConfig
@@ -47,9 +48,9 @@ from device.model import ModelError
 from device.shortlist import ShortlistConfig
 
 KINDS = {"audio": 0.33, "names": 0.07, "build": 0.05, "manifest": 0.2, "songs": 0.15, "windows": 0.05,
-         "melody": 0.03, "annoy": 0.09, "model": 0.03}
+         "melody": 0.03, "index": 0.09, "model": 0.03}
 CATALOGUE_FILES = {"manifest": mf.MANIFEST, "songs": "songs.csv", "windows": "windows.npy",
-                   "melody": "melody.bin", "annoy": "index.ann", "model": "model.tflite"}
+                   "melody": "melody.bin", "index": "index.npz", "model": "model.tflite"}
 CLI_BATCH = 60  # files per hum-search run
 GOOD_EVERY = 10  # a good hum after every this many fuzzed files
 WORKER_BATCH = 250  # catalogue cases per worker process
@@ -188,18 +189,31 @@ def mutate_csv(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
     return out.getvalue().encode("utf-8", "surrogateescape"), what
 
 
-def mutate_nodes(data: bytes, rng: np.random.Generator, dim: int) -> tuple[bytes, str]:
-    """A node-aware mutation of an Annoy file: one int32 word of a node (descendant count,
-    child, vector) set to an interesting value; or (one time in three) byte-level."""
-    if rng.random() < 0.33 or len(data) % (4 * (3 + dim)):
+def mutate_index(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
+    """An array-aware mutation of index.npz: one value of one array (cell sizes, centroids,
+    codebooks, codes) set to an interesting value, the file rewritten as the writer lays
+    it out; or (one time in three) byte-level."""
+    if rng.random() < 0.33:
         return mutate_bytes(data, rng)
-    words = np.frombuffer(data, "<i4").reshape(-1, 3 + dim).copy()
-    node = int(rng.integers(words.shape[0])) if rng.random() < 0.5 else words.shape[0] - 1 - int(rng.integers(min(10, words.shape[0])))
-    column = int(rng.integers(3)) if rng.random() < 0.7 else int(rng.integers(3 + dim))
-    choices = INTERESTING_INTS + (node, node + 1, words.shape[0], words.shape[0] - 1, int(words[node, 0]) + 1)
-    value = choices[int(rng.integers(len(choices)))]
-    words[node, column] = np.int64(value).astype(np.int32) if -2 ** 31 <= value < 2 ** 31 else np.int32(-1)
-    return words.tobytes(), f"node {node} word {column} = {value}"
+    with np.load(io.BytesIO(data)) as archive:
+        arrays = {name: archive[name].copy() for name in vi.ARRAYS}
+    name = vi.ARRAYS[int(rng.integers(len(vi.ARRAYS)))]
+    flat = arrays[name].reshape(-1)
+    if not flat.size:
+        return mutate_bytes(data, rng)
+    at = int(rng.integers(flat.size))
+    if flat.dtype.kind == "f":
+        value = INTERESTING_FLOATS[int(rng.integers(len(INTERESTING_FLOATS)))]
+    else:
+        value = INTERESTING_INTS[int(rng.integers(len(INTERESTING_INTS)))]
+        info = np.iinfo(flat.dtype)
+        value = value if info.min <= value <= info.max else info.max
+    flat[at] = value
+    out = io.BytesIO()
+    with tempfile.TemporaryDirectory() as tmp:
+        vi.write(Path(tmp) / "index.npz", arrays)
+        out.write((Path(tmp) / "index.npz").read_bytes())
+    return out.getvalue(), f"{name}[{at}] = {value}"
 
 
 # ---------------------------------------------------------------- inputs
@@ -241,7 +255,7 @@ def fuzzed_name(good: Path, rng: np.random.Generator, folder: Path, case: int) -
 
 def small_catalogue(work: Path) -> Path:
     """A catalogue of the shipped demo hums with windows every 3 melody frames (a few
-    hundred items: Annoy trees with splits and item lists), built by the device's code."""
+    hundred items: several index cells), built by the device's code."""
     out = work / "catalogue"
     if not (out / mf.MANIFEST).exists():
         config = IndexConfig(ShortlistConfig(catalogue_hop_frames=3))
@@ -355,9 +369,8 @@ def catalogue_case(kind: str, catalogue: Path, data: bytes, hum: np.ndarray) -> 
         rng = np.random.default_rng(len(data))
         for _ in range(3):
             vector = rng.standard_normal(loaded.embedder.dim).astype(np.float32)
-            loaded.search(vector / np.linalg.norm(vector), loaded.config.shortlist.neighbours)
+            loaded.search(vector[None] / np.linalg.norm(vector), loaded.config.shortlist.neighbours)
         result = Recognizer(loaded, num_threads=1).identify(hum)
-        loaded.unload()
         return "accepted", f"{result.decision} {len(result.matches)} matches"
     except (mf.ManifestError, ModelError) as exc:
         message = str(exc)
@@ -375,9 +388,7 @@ def worker(kind: str, seed: int, start: int, count: int, work: Path) -> None:
     pristine = {p.name: p.read_bytes() for p in catalogue.iterdir()}
     hum = load_audio(sorted(assets.demo_dir().glob("*.wav"))[0], RATE)[:6 * RATE]
     original = pristine[CATALOGUE_FILES[kind]]
-    dim = json.loads(pristine[mf.MANIFEST])["index"]["dim"]
-    mutate = {"manifest": mutate_json, "songs": mutate_csv, "annoy": lambda d, r: mutate_nodes(d, r, dim)
-              }.get(kind, mutate_bytes)
+    mutate = {"manifest": mutate_json, "songs": mutate_csv, "index": mutate_index}.get(kind, mutate_bytes)
     for case in range(start, start + count):
         print(f"start {case}", flush=True)
         rng = np.random.default_rng([seed, list(KINDS).index(kind), case])

@@ -1,82 +1,72 @@
-"""Bytes per song of a catalogue's shortlist index, by vector dimension and Annoy trees.
+"""Bytes per song of a catalogue, by the index's code bytes per window.
 
-    python -m benchmarks.index_bytes [--index assets/catalogue] [--songs 200] \
+    python -m benchmarks.index_bytes [--index assets/catalogue] [--code-bytes 4,8,16,32] \
         --out benchmarks/results/index-bytes
 
-Builds angular Annoy indexes over the real window vectors of the catalogue's first
---songs songs (projected onto a seeded orthonormal basis for dimensions below the
-catalogue's: the node layout, hence the size, depends on the dimension, not on what the
-vectors mean), saves each and weighs the file. The other files of a catalogue are weighed
-as they are: the stored melody (a byte per melody frame) and the window table. Reported
-per window and per three-minute song at the catalogue's window hop. Writes
-index_bytes.csv (with a header) and prints it.
+Writes the catalogue again from its stored melodies (as `hum-search index reembed` does)
+with each number of code bytes, and weighs every file: the index (codes, cells,
+codebooks), the window table, the stored melody (a byte per melody frame), the song list
+and the model and embedder every catalogue carries. Reported per window and per
+three-minute song (the catalogue's mean song scaled to 180 s). How much each setting
+finds is benchmarks.shortlist_scale's (--code-bytes there). Writes index_bytes.csv (with a
+header) and prints it.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from annoy import AnnoyIndex
-
 from device import assets
-from device.catalogue import Catalogue
+from device import indexing
+from device.catalogue import (EMBEDDER_FILE, INDEX_FILE, MELODY_FILE, MODEL_FILE, SONGS_FILE,
+                              WINDOWS_FILE, Catalogue, IndexConfig)
 
 SONG_S = 180.0
+PER_SONG = (INDEX_FILE, WINDOWS_FILE, MELODY_FILE, SONGS_FILE)  # grow with the songs
+
+
+def weigh(directory: Path) -> dict:
+    """Bytes of each catalogue file; songs, windows and seconds of music it holds."""
+    catalogue = Catalogue(directory)
+    seconds = sum(s.duration_s for s in catalogue.songs)
+    files = {name: (directory / name).stat().st_size
+             for name in PER_SONG + (MODEL_FILE, EMBEDDER_FILE, "manifest.json")}
+    return {"songs": len(catalogue.songs), "windows": catalogue.n_items, "seconds": seconds, "files": files}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", type=Path, default=assets.default_catalogue_dir())
-    parser.add_argument("--songs", type=int, default=200, help="songs whose windows are indexed")
-    parser.add_argument("--dims", default="32,16,8")
-    parser.add_argument("--trees", default="1,2,4,8")
+    parser.add_argument("--code-bytes", default="4,8,16,32")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    catalogue = Catalogue(args.index)
-    windows = np.load(args.index / "windows.npy", mmap_mode="r")  # (n_items, 3): song row, start, key
-    n = int(np.searchsorted(windows[:, 0], min(args.songs, len(catalogue.songs))))
-    source = AnnoyIndex(catalogue.embedder.dim, "angular")
-    source.load(str(args.index / "index.ann"))
-    vectors = np.array([source.get_item_vector(i) for i in range(n)], dtype=np.float32)
-    dim = vectors.shape[1]
-    shortlist = catalogue.config.shortlist
-    melody_rate = catalogue.melody_rate_hz
-    windows_per_song = (SONG_S * melody_rate - shortlist.window_frames) / shortlist.catalogue_hop_frames + 1
-    fixed = {"melody": SONG_S * melody_rate,  # a byte per melody frame
-             "windows_table": windows_per_song * windows.itemsize * windows.shape[1]}
-    rng = np.random.default_rng(0)
     rows = []
-    for d in (int(x) for x in args.dims.split(",")):
-        basis = np.linalg.qr(rng.standard_normal((dim, dim)))[0][:, :d]
-        projected = vectors @ basis if d < dim else vectors
-        for trees in (int(x) for x in args.trees.split(",")):
-            index = AnnoyIndex(d, "angular")
-            for i, v in enumerate(projected):
-                index.add_item(i, v.tolist())
-            index.build(trees, n_jobs=1)
-            with tempfile.TemporaryDirectory() as tmp:
-                index.save(f"{tmp}/index.ann")
-                per_window = Path(f"{tmp}/index.ann").stat().st_size / n
-            index.unload()
-            annoy_kb = per_window * windows_per_song / 1000
-            rows.append({"dim": d, "trees": trees, "annoy_bytes_per_window": round(per_window, 1),
-                         "windows_per_3min_song": round(windows_per_song, 1),
-                         "annoy_kb_per_3min_song": round(annoy_kb, 2),
-                         "melody_kb": round(fixed["melody"] / 1000, 2),
-                         "windows_table_kb": round(fixed["windows_table"] / 1000, 2),
-                         "total_kb_per_3min_song": round(annoy_kb + sum(fixed.values()) / 1000, 2)})
+    with tempfile.TemporaryDirectory() as tmp:
+        for code_bytes in [int(c) for c in args.code_bytes.split(",")]:
+            out = Path(tmp) / f"code-{code_bytes}"
+            config = dataclasses.replace(IndexConfig(), code_bytes=code_bytes)
+            indexing.reembed(args.index, out, args.index, config, log=lambda line: None)
+            weight = weigh(out)
+            scale = SONG_S / (weight["seconds"] / weight["songs"])  # bytes of a mean song -> of 180 s
+            per_song = {name: weight["files"][name] / weight["songs"] * scale / 1000 for name in PER_SONG}
+            rows.append({"code_bytes": code_bytes, "songs": weight["songs"], "windows": weight["windows"],
+                         "index_bytes_per_window": round(weight["files"][INDEX_FILE] / weight["windows"], 1),
+                         **{f"{name}_kb_per_3min_song": round(kb, 2) for name, kb in per_song.items()},
+                         "total_kb_per_3min_song": round(sum(per_song.values()), 2),
+                         "shared_kb": round(sum(weight["files"][n] for n in (MODEL_FILE, EMBEDDER_FILE,
+                                                                              "manifest.json")) / 1000, 1)})
+            print(rows[-1], file=sys.stderr, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "index_bytes.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+    for row in rows:
+        print(",".join(str(v) for v in row.values()))
     return 0
 
 

@@ -5,7 +5,7 @@
 
 (a) writer: device.catalogue.write_catalogue alone on N songs of seeded synthetic
     3-minute melodies (notes of 0.2-0.8 s, 75% of frames voiced), for each N of
-    --writer-songs: what the catalogue's windows and Annoy index cost;
+    --writer-songs: what the catalogue's windows and index cost;
 (b) build: `hum-search index build` (hearing included) of K synthetic 2.8-minute
     recordings (harmonic tones following random notes, 44.1 kHz FLAC), for each K of
     --build-songs.

@@ -55,13 +55,15 @@ def scores(reference_midi: np.ndarray, salience_map: np.ndarray, frontend: fe.Fr
 
 
 def items(pairs_dir: Path, shared_data: Path | None, frontend: fe.FrontendConfig):
-    """(set, name, dB spectrogram (n, bins), reference MIDI (n,)) of every evaluated item."""
+    """(set, name, dB spectrogram (n, bins), reference MIDI (n,), the render's lead over its
+    backing in dB or None) of every evaluated item."""
     songs = pair_shards.load(sorted(pairs_dir.glob("shard_*.pkl")))
     _, held_out = split_by_song(songs, DataConfig.melody().validation_fraction, DataConfig.melody().seed, 1)
     for song in held_out:
-        yield "renders", song.song_id, song.recording_db.astype(np.float32), song.recording_midi
+        yield ("renders", song.song_id, song.recording_db.astype(np.float32), song.recording_midi,
+               song.recording_lead_db)
         for q, (spec, midi, kind) in enumerate(zip(song.hums_db, song.hums_midi, song.kinds)):
-            yield "queries", f"{song.song_id}#{q} {kind}", spec.astype(np.float32), midi
+            yield "queries", f"{song.song_id}#{q} {kind}", spec.astype(np.float32), midi, None
     if shared_data is not None:
         for path in mir1k.clip_paths(shared_data):
             if mir1k.is_training_clip(path):
@@ -69,7 +71,7 @@ def items(pairs_dir: Path, shared_data: Path | None, frontend: fe.FrontendConfig
             clip = mir1k.load_clip(path, frontend.sample_rate_hz)
             mix = clip.accompaniment + clip.voice
             spec = fe.log_spectrogram(mix / max(float(np.abs(mix).max()), 1e-9), frontend)
-            yield "mir1k_held_out", clip.name, spec, mir1k.frame_labels(clip, spec.shape[0], frontend)
+            yield "mir1k_held_out", clip.name, spec, mir1k.frame_labels(clip, spec.shape[0], frontend), None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     config = mel.MelodyConfig(**manifest["model"]["melody"])
     sweep = [float(t) for t in args.thresholds.split(",")]
     rows, swept = [], {}
-    for subset, name, spec, reference in items(args.pairs, args.shared_data, frontend):
+    for subset, name, spec, reference, lead_db in items(args.pairs, args.shared_data, frontend):
         salience_map = mel.salience(spec, model, frontend, config)
-        row = {"set": subset, "item": name, **{k: round(float(v), 4) for k, v in
+        row = {"set": subset, "item": name, "lead_db": "" if lead_db is None else round(lead_db, 2),
+               **{k: round(float(v), 4) for k, v in
                                                  scores(reference, salience_map, frontend, config,
                                                         model.time_stride).items() if k in METRICS}}
         rows.append(row)
@@ -110,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
                                                           for m in METRICS},
                                    "overall_accuracy_by_threshold": {
                                        str(t): round(float(np.mean(swept[(subset, t)])), 4) for t in sweep}}
+        levelled = [r for r in mine if r["lead_db"] != ""]
+        if levelled:  # renders of pairs that record their lead's level (training.render.is_hard)
+            summary["sets"][subset]["by_lead_level"] = {
+                band: {"items": len(part), **{m: round(float(np.mean([r[m] for r in part])), 4)
+                                              for m in METRICS[:2]}}
+                for band, part in (("at or under 0 dB", [r for r in levelled if r["lead_db"] <= 0]),
+                                   ("over 0 dB", [r for r in levelled if r["lead_db"] > 0])) if part}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     return 0

@@ -1,8 +1,9 @@
-"""Shortlist recall as the catalogue grows: Annoy against exact search, 1,000 to 100,000 songs.
+"""Shortlist recall as the catalogue grows: the IVF-PQ index against exact search, 1,000 to
+100,000 songs.
 
     python -m benchmarks.shortlist_scale --shared-data ../shared/data \
         --pool-cache data/distractors/pool.pkl --out benchmarks/results/shortlist-scale \
-        --sizes 1000,10000 --queries 100 [--neighbours 100,200,400] [--search-k-factors 2,8]
+        --sizes 1000,10000 --queries 100 [--neighbours 100,200] [--code-bytes 8,16] [--n-probes 8,16,32]
 
 Queries: (a)'s synthetic hums of held-out songs (benchmarks.evaluate.synthetic_hums, the
 scorecard's seed), clean, heard by --index's model as `identify` hears them.
@@ -21,36 +22,39 @@ session without rendering anything:
 For each size, number of neighbours per query window (--neighbours) and method, each
 query's shortlist is ranked by device.shortlist.rank, as the recognizer ranks it:
 - exact: every vector's cosine, the true nearest neighbours;
-- annoy-F: the catalogue's trees (device.catalogue.IndexConfig), search_k = trees x
-  neighbours x F; annoy-runtime: the runtime's search_k for that many items
-  (device.catalogue.IndexConfig.search_k).
-Reported: recall@10/30/100 (the right song in the shortlist's first K), Annoy's recall@30
-against exact's (the share of exact's finds it keeps), and the median milliseconds of a
-query's Annoy searches (one thread). Writes shortlist_scale.csv and prints it.
+- ivfpq-B-P: the index `index build` writes (device.vector_index, cells as
+  device.catalogue.IndexConfig lays them out for that many vectors) with B code bytes a
+  window, searching P cells per query vector; its similarities are those the codes give,
+  as at run time. The runtime's setting is B = 16 and P = IndexConfig.n_probe.
+Reported: recall@10/30/100 (the right song in the shortlist's first K), the index's
+recall@30 against exact's (the share of exact's finds it keeps), and the median
+milliseconds of a query's searches (all its windows in one batch, one thread). Writes
+shortlist_scale.csv and prints it.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import dataclasses
+
 import numpy as np
-from annoy import AnnoyIndex
 
 from benchmarks import distractors as dis
 from benchmarks.evaluate import synthetic_hums
 from device import assets
 from device import shortlist as sl
-from device.catalogue import Catalogue
+from device import vector_index as vi
+from device.catalogue import Catalogue, IndexConfig
 from device.recognizer import Recognizer
 from training.melody import Song, sounding_pitch
 
 FILLER_TEMPI = (1.0, 0.8, 1.25, 0.9, 1.11, 0.7, 1.43, 0.85, 1.18, 0.75, 1.33, 0.95, 1.05)
-FIELDS = ("songs", "vectors", "filler_songs", "queries", "neighbours", "method", "search_k",
+FIELDS = ("songs", "vectors", "filler_songs", "queries", "neighbours", "method", "code_bytes", "n_probe",
           "recall_at_10", "recall_at_30", "recall_at_100", "recall_at_30_vs_exact", "search_ms_median")
 RECALL_AT = (10, 30, 100)
 
@@ -87,10 +91,11 @@ def exact_hits(windows: list[sl.QueryWindow], vecs: np.ndarray, neighbours: int,
     return found
 
 
-def shortlist_of(windows: list[sl.QueryWindow], items: list[np.ndarray], vecs, rows, starts, keys,
-                 n: int) -> list[int]:
-    """The songs (rows) of the shortlist that device.shortlist.rank makes of these finds."""
-    hits = [(w, rows[i], starts[i], vecs[i] @ w.vector, keys[i]) for w, i in zip(windows, items)]
+def shortlist_of(windows: list[sl.QueryWindow], items: list[np.ndarray], rows, starts, keys,
+                 sims: list[np.ndarray], n: int) -> list[int]:
+    """The songs (rows) of the shortlist that device.shortlist.rank makes of these finds
+    (items: per window, indices into rows, starts and keys; sims: their similarities)."""
+    hits = [(w, rows[i], starts[i], s, keys[i]) for w, i, s in zip(windows, items, sims)]
     return [c.row for c in sl.rank(hits, n)]
 
 
@@ -107,18 +112,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--queries", type=int, default=100)
-    parser.add_argument("--neighbours", default="100,200,400")
-    parser.add_argument("--search-k-factors", default="2,8")
+    parser.add_argument("--neighbours", default="100,200")
+    parser.add_argument("--code-bytes", default="8,16")
+    parser.add_argument("--n-probes", default="8,16,32")
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args(argv)
     try:
         sizes = sorted(int(s) for s in args.sizes.split(","))
         neighbour_counts = [int(s) for s in args.neighbours.split(",")]
-        factors = [int(s) for s in args.search_k_factors.split(",")]
+        code_bytes = [int(s) for s in args.code_bytes.split(",")]
+        probes = [int(s) for s in args.n_probes.split(",")]
     except ValueError:
-        parser.error("--sizes, --neighbours and --search-k-factors take comma-separated whole numbers")
+        parser.error("--sizes, --neighbours, --code-bytes and --n-probes take comma-separated whole numbers")
     base = Catalogue(args.index)
-    config, trees = base.config.shortlist, base.config.n_trees
+    config = base.config.shortlist
     recognizer = Recognizer(base)
     rate = recognizer.frontend.sample_rate_hz
     queries = []
@@ -147,42 +154,40 @@ def main(argv: list[str] | None = None) -> int:
         truth = {s.song_id: i for i, s in enumerate(real)}
         print(f"shortlist_scale: {size} songs, {len(vecs)} vectors ({time.perf_counter() - started:.0f} s)",
               file=sys.stderr, flush=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            index = AnnoyIndex(vecs.shape[1], "angular")
-            index.on_disk_build(str(Path(tmp) / "index.ann"))
-            for i, v in enumerate(vecs):
-                index.add_item(i, v)
-            index.build(trees, n_jobs=1)
-            common = {"songs": size, "vectors": len(vecs), "filler_songs": size - len(real),
-                      "queries": len(queries)}
-            nearest = [exact_hits(windows, vecs, max(neighbour_counts)) for _, windows in queries]
-            for n in neighbour_counts:
-                exact_found = {}
-                methods = ([("exact", None)] + [(f"annoy-{f}", trees * n * f) for f in factors]
-                           + [("annoy-runtime", base.config.search_k(n, len(vecs)))])
-                for method, search_k in methods:
-                    ranks, kept, times = [], [], []
-                    for (song_id, windows), best in zip(queries, nearest):
+        common = {"songs": size, "vectors": len(vecs), "filler_songs": size - len(real), "queries": len(queries)}
+        nearest = [exact_hits(windows, vecs, max(neighbour_counts)) for _, windows in queries]
+        indexes = {}
+        for b in code_bytes:
+            arrays, order = vi.build(vecs, dataclasses.replace(IndexConfig(), code_bytes=b).layout(len(vecs)))
+            indexes[b] = (vi.VectorIndex(arrays), order)
+        for n in neighbour_counts:
+            exact_found = {}
+            methods = [("exact", None, None)] + [(f"ivfpq-{b}-{p}", b, p) for b in code_bytes for p in probes]
+            for method, b, probe in methods:
+                ranks, kept, times = [], [], []
+                for (song_id, windows), best in zip(queries, nearest):
+                    if b is None:
+                        items = [i[:n] for i in best]  # best first: the n nearest
+                        sims = [vecs[i] @ w.vector for w, i in zip(windows, items)]
+                    else:
+                        index, order = indexes[b]
                         t = time.perf_counter()
-                        if search_k is None:
-                            items = [i[:n] for i in best]  # best first: the n nearest
-                        else:
-                            items = [np.asarray(index.get_nns_by_vector(w.vector.tolist(), n, search_k=search_k),
-                                                dtype=np.int64) for w in windows]
+                        found, found_sims = index.search(np.stack([w.vector for w in windows]), n, probe)
                         times.append((time.perf_counter() - t) * 1000)
-                        found = shortlist_of(windows, items, vecs, rows, starts, keys, max(RECALL_AT))
-                        rank = found.index(truth[song_id]) + 1 if truth[song_id] in found else 0
-                        ranks.append(rank)
-                        if search_k is None:
-                            exact_found[song_id] = 0 < rank <= 30
-                        elif exact_found[song_id]:
-                            kept.append(0 < rank <= 30)
-                    out_rows.append({**common, "neighbours": n, "method": method, "search_k": search_k or "",
-                                     **recalls(ranks),
-                                     "recall_at_30_vs_exact": round(float(np.mean(kept)), 3) if kept else "",
-                                     "search_ms_median": round(float(np.median(times)), 1) if search_k else ""})
-                    print(out_rows[-1], file=sys.stderr, flush=True)
-            index.unload()
+                        items = [order[f[f >= 0]] for f in found]
+                        sims = [s[f >= 0] for f, s in zip(found, found_sims)]
+                    shortlist = shortlist_of(windows, items, rows, starts, keys, sims, max(RECALL_AT))
+                    rank = shortlist.index(truth[song_id]) + 1 if truth[song_id] in shortlist else 0
+                    ranks.append(rank)
+                    if b is None:
+                        exact_found[song_id] = 0 < rank <= 30
+                    elif exact_found[song_id]:
+                        kept.append(0 < rank <= 30)
+                out_rows.append({**common, "neighbours": n, "method": method, "code_bytes": b or "",
+                                 "n_probe": probe or "", **recalls(ranks),
+                                 "recall_at_30_vs_exact": round(float(np.mean(kept)), 3) if kept else "",
+                                 "search_ms_median": round(float(np.median(times)), 1) if times else ""})
+                print(out_rows[-1], file=sys.stderr, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "shortlist_scale.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)

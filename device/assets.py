@@ -14,7 +14,7 @@ PACKAGE = "hum_search_assets"
 
 
 def assets_dir() -> Path:
-    """The installed assets folder: a real directory, as Annoy and LiteRT open files by path."""
+    """The installed assets folder: a real directory, as LiteRT opens files by path."""
     try:
         return Path(resources.files(PACKAGE))
     except ModuleNotFoundError as exc:

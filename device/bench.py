@@ -19,7 +19,7 @@ find cold:
                (compute seconds per second of audio) and per-block milliseconds.
 
 Peak memory is the kernel's high-water mark (VmHWM: anonymous memory plus the pages of
-mapped files touched, e.g. the Annoy index); the anonymous and file parts at the end of a
+mapped files touched, e.g. the melodies); the anonymous and file parts at the end of a
 phase say how much of it is mapped files. With the catalogue's size and the machine, one
 JSON object compares two boards line by line.
 """

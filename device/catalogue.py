@@ -1,10 +1,11 @@
-"""Catalogue: each song's melody (a byte per melody frame) and an Annoy index of its windows.
+"""Catalogue: each song's melody (a byte per melody frame) and an IVF-PQ index of its windows.
 
 Files of a catalogue directory:
     melody.bin   uint8, every song's melody line (device.melody.encode) end to end
     windows.npy  float32 (n_items, 3): song row, start (melody frames) and key (semitones)
                  of each shortlist window, in index item order
-    index.ann    Annoy (angular) over the windows' key-free vectors (device.shortlist)
+    index.npz    the windows' key-free vectors (device.shortlist), product-quantised in an
+                 inverted file (device.vector_index)
     songs.csv    song_id, title, artist, first_frame, n_frames (into melody.bin), duration_s
     model.tflite the melody model that heard the recordings
     manifest.json what each file holds, with checksums, the frontend, the model's
@@ -14,26 +15,24 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import math
 import shutil
 import tokenize
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from annoy import AnnoyIndex
-
-from device import annoy_file, assets
+from device import assets
 from device import embedder as em
 from device.frontend import FrontendConfig
 from device import manifest as mf
 from device import melody as mel
 from device import shortlist as sl
+from device import vector_index as vi
 from device.matcher import MatcherConfig
 from device.model import MelodyModel, ModelError, check_in_child
 from device.safe_write import replace_directory
 
-INDEX_FILE = "index.ann"
+INDEX_FILE = "index.npz"
 MELODY_FILE = "melody.bin"
 WINDOWS_FILE = "windows.npy"
 SONGS_FILE = "songs.csv"
@@ -46,21 +45,26 @@ NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.forma
 
 @dataclasses.dataclass(frozen=True)
 class IndexConfig:
-    """How catalogue melodies are windowed and indexed."""
+    """How catalogue melodies are windowed and indexed.
+
+    Attributes:
+        shortlist: the windows and the query's search.
+        code_bytes: bytes of each window's code (sub-vectors of the product quantiser, 8
+            bits each); must divide the embedder's dimension.
+        lists_per_sqrt_item: coarse cells per square root of the windows (vector_index.Layout).
+    """
 
     shortlist: sl.ShortlistConfig = sl.ShortlistConfig()
-    n_trees: int = 8
-    metric: str = "angular"
+    code_bytes: int = 16
+    lists_per_sqrt_item: float = 3.0
 
-    def search_k(self, neighbours: int, n_items: int) -> int:
-        """Annoy's search_k (nodes inspected per query vector): trees x neighbours x a factor
-        that grows with the square root of the items, 2 up to about 200,000 windows (1,000
-        songs), 6 at 2 million, at most 16. benchmarks.shortlist_scale: with 100 neighbours,
-        a factor of 2 keeps 98.8% of exact search's right songs among 30 candidates at
-        1,000 songs (8: 100%) in a quarter of the time; at 10,000 songs 2 keeps 96.2%, 8
-        keeps 98.7%."""
-        factor = min(16, max(2, round(2.0 * math.sqrt(n_items / 200_000))))
-        return self.n_trees * neighbours * factor
+    def layout(self, n_items: int) -> vi.Layout:
+        return vi.Layout.for_items(n_items, self.code_bytes, self.lists_per_sqrt_item)
+
+    @staticmethod
+    def n_probe(n_lists: int) -> int:
+        """Cells searched per query vector: 16 (benchmarks.shortlist_scale)."""
+        return min(n_lists, 16)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +111,7 @@ class Catalogue:
         if shortlist.window_frames != self.manifest["embedder"]["window_frames"]:
             raise mf.ManifestError(f"{self.directory}: shortlist windows of {shortlist.window_frames} frames, "
                                    f"the embedder's of {self.manifest['embedder']['window_frames']}")
-        self.config = IndexConfig(shortlist, n_trees=int(section["n_trees"]), metric=section["metric"])
+        self.config = IndexConfig(shortlist, code_bytes=int(section["pq_m"]))
         self.melody_config = mel.MelodyConfig(**self.manifest["model"]["melody"])
         self.melody_rate_hz = float(self.manifest["melody"]["frame_rate_hz"])
         try:
@@ -125,12 +129,11 @@ class Catalogue:
                        else np.zeros(0, dtype=np.uint8))
         self.songs = read_songs(songs_path, self.manifest["songs"]["count"], self._codes.size)
         self._windows = read_windows(windows_path, n_items, self.songs)
+        layout = vi.Layout(int(section["n_lists"]), int(section["pq_m"]), int(section["pq_bits"]))
         try:
-            annoy_file.check(index_path, self.embedder.dim, n_items)
-        except annoy_file.AnnoyFileError as exc:
+            self._index = vi.VectorIndex(vi.read(index_path, layout, self.embedder.dim, n_items))
+        except vi.IndexFileError as exc:
             raise mf.ManifestError(str(exc)) from exc
-        self._index = AnnoyIndex(self.embedder.dim, "angular")
-        self._index.load(str(index_path))  # memory-mapped
 
     def open_model(self, num_threads: int | None = None) -> MelodyModel:
         """The catalogue's melody model, checked against the frontend it was made with."""
@@ -138,7 +141,7 @@ class Catalogue:
 
     @property
     def n_items(self) -> int:
-        return self._index.get_n_items()
+        return self._index.n_items
 
     def codes(self, row: int) -> np.ndarray:
         """uint8 (n_frames,): a song's stored melody."""
@@ -149,24 +152,30 @@ class Catalogue:
         """float32 (n_frames,): a song's melody line, MIDI per melody frame (0: none)."""
         return mel.decode(self.codes(row))
 
-    def search(self, vector: np.ndarray, neighbours: int
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Nearest windows to one query vector.
+    def search(self, vectors: np.ndarray, neighbours: int
+               ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Nearest windows to each query vector.
+
+        Args:
+            vectors: float32 (q, dim) unit rows.
 
         Returns:
-            rows int64 (k,), starts int64 (k,) melody frames, similarity float32 (k,)
-            cosine, best first, keys float32 (k,).
+            per vector (rows int64 (k,), starts int64 (k,) melody frames, similarity
+            float32 (k,) cosine as the codes give it, best first, keys float32 (k,)), k <=
+            neighbours.
         """
-        search_k = self.config.search_k(neighbours, self.n_items)
-        items, distances = self._index.get_nns_by_vector(
-            vector.tolist(), neighbours, search_k=search_k, include_distances=True)
-        found = self._windows[np.asarray(items, dtype=np.int64)].reshape(-1, 3)
-        distance = np.asarray(distances, dtype=np.float32)
-        return (found[:, 0].astype(np.int64), found[:, 1].astype(np.int64),
-                1.0 - distance * distance / 2.0, found[:, 2])
-
-    def unload(self) -> None:
-        self._index.unload()
+        vectors = np.asarray(vectors, np.float32).reshape(-1, self.embedder.dim)
+        if not vectors.shape[0] or not self.n_items:
+            return [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32),
+                     np.zeros(0, np.float32)) for _ in range(vectors.shape[0])]
+        items, sims = self._index.search(vectors, neighbours, self.config.n_probe(self._index.n_lists))
+        found = []
+        for item, sim in zip(items, sims):
+            kept = item >= 0
+            window = self._windows[item[kept]].reshape(-1, 3)
+            found.append((window[:, 0].astype(np.int64), window[:, 1].astype(np.int64),
+                          sim[kept].astype(np.float32), np.asarray(window[:, 2], np.float32)))
+        return found
 
 
 def open_model(path: Path, sha256: str, frontend: FrontendConfig, num_threads: int | None = None) -> MelodyModel:
@@ -262,10 +271,11 @@ def read_windows(path: Path, n_items: int, songs: list[SongInfo]) -> np.ndarray:
 def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
                     songs: Iterable[tuple[tuple[str, str, str, float], np.ndarray]],
                     config: IndexConfig, melody_rate_hz: float, inputs: tuple[Path, ...] = ()) -> None:
-    """Writes a complete catalogue directory atomically (device.safe_write), in memory
-    bounded whatever the number of songs: each song's melody and windows go to disk as it
-    comes (`songs` may be a generator), and Annoy builds its index in the file
-    (on_disk_build).
+    """Writes a complete catalogue directory atomically (device.safe_write): each song's
+    melody, windows and vectors go to disk as it comes (`songs` may be a generator); the
+    index is then trained on a sample of the vectors and filled from the file in chunks,
+    so memory grows with the windows' codes (about 40 bytes a window: 75 MB at 10,000
+    songs), not with the audio or the vectors.
 
     Everything is written to a hidden sibling directory and swapped in at the end, so a
     failure (also one raised by the `songs` generator) leaves any catalogue already at
@@ -288,26 +298,28 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
     config = indexed_config(config, model_dir_manifest)
 
     def fill(tmp: Path) -> None:
-        index = AnnoyIndex(embedder.dim, config.metric)
-        index.on_disk_build(str(tmp / INDEX_FILE))
         infos, first, item = [], 0, 0
-        rows_path = tmp / ".windows.raw"  # float32 rows of 3, windows.npy's data
-        with open(tmp / MELODY_FILE, "wb") as melody, open(rows_path, "wb") as rows:
+        rows_path = tmp / ".windows.raw"  # float32 rows of 3, windows.npy's data in song order
+        vectors_path = tmp / ".vectors.raw"  # float32 rows of dim
+        with open(tmp / MELODY_FILE, "wb") as melody, open(rows_path, "wb") as rows, \
+                open(vectors_path, "wb") as vectors_file:
             for row, ((song_id, title, artist, duration_s), code, *windows) in enumerate(songs):
                 code = np.asarray(code, np.uint8)
                 starts, vectors, keys = windows[0] if windows else song_windows(code, embedder, config)
-                for vector in vectors:
-                    index.add_item(item, vector.tolist())
-                    item += 1
+                np.asarray(vectors, np.float32).reshape(-1, embedder.dim).tofile(vectors_file)
+                item += int(starts.size)
                 np.stack([np.full(starts.size, row, np.float32), starts.astype(np.float32), keys],
                          axis=1).astype(np.float32).tofile(rows)
                 code.tofile(melody)
                 infos.append(SongInfo(song_id, title, artist, first, int(code.size), duration_s))
                 first += int(code.size)
-        index.build(config.n_trees, n_jobs=1)  # n_jobs=1: a deterministic index
-        index.unload()
-        (tmp / INDEX_FILE).chmod(0o644)  # Annoy creates it private, as save() does not
-        _rows_to_npy(rows_path, tmp / WINDOWS_FILE, item)
+        layout = config.layout(item)
+        arrays, order = vi.build(_mapped(vectors_path, item, embedder.dim), layout)
+        vi.write(tmp / INDEX_FILE, arrays)
+        del arrays
+        vectors_path.unlink()
+        _rows_to_npy(_mapped(rows_path, item, 3)[order], tmp / WINDOWS_FILE)
+        rows_path.unlink()
         shutil.copyfile(model_path, tmp / MODEL_FILE)
         shutil.copyfile(embedder_path, tmp / EMBEDDER_FILE)
         with open(tmp / SONGS_FILE, "w", newline="", encoding="utf-8") as handle:
@@ -328,8 +340,8 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
                                    f"semitones above MIDI {mel.CODE_FMIN_MIDI:g}"},
             "windows": {"file": WINDOWS_FILE, "sha256": mf.sha256_of(tmp / WINDOWS_FILE),
                         "columns": ["song_row", "start_melody_frame", "key_semitones"]},
-            "index": {"file": INDEX_FILE, "sha256": mf.sha256_of(tmp / INDEX_FILE),
-                      "metric": config.metric, "n_trees": config.n_trees,
+            "index": {"file": INDEX_FILE, "sha256": mf.sha256_of(tmp / INDEX_FILE), "kind": "ivf-pq",
+                      "n_lists": layout.n_lists, "pq_m": layout.pq_m, "pq_bits": layout.pq_bits,
                       "n_items": item, "dim": embedder.dim,
                       "shortlist": config.shortlist.to_dict()},
             "songs": {"file": SONGS_FILE, "sha256": mf.sha256_of(tmp / SONGS_FILE), "count": len(infos)},
@@ -382,12 +394,14 @@ def shortlist_embedder(model_dir_manifest: dict, directory: Path) -> tuple[Path,
     return path, embedder
 
 
-def _rows_to_npy(raw: Path, out: Path, n_rows: int, chunk_bytes: int = 1 << 22) -> None:
-    """windows.npy (float32 (n_rows, 3)) from a raw file of its rows, copied in chunks; the
-    raw file is removed."""
-    with open(out, "wb") as handle, open(raw, "rb") as source:
-        np.lib.format.write_array_header_1_0(
-            handle, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-                     "fortran_order": False, "shape": (n_rows, 3)})
-        shutil.copyfileobj(source, handle, chunk_bytes)
-    raw.unlink()
+def _mapped(raw: Path, n_rows: int, width: int) -> np.ndarray:
+    """float32 (n_rows, width) of a raw file, memory-mapped (an empty array for no rows)."""
+    if not n_rows:
+        return np.zeros((0, width), np.float32)
+    return np.memmap(raw, dtype=np.float32, mode="r", shape=(n_rows, width))
+
+
+def _rows_to_npy(rows: np.ndarray, out: Path) -> None:
+    """windows.npy: float32 (n, 3) in npy format 1.0, as read_windows expects it."""
+    with open(out, "wb") as handle:
+        np.lib.format.write_array(handle, np.ascontiguousarray(rows, np.float32), version=(1, 0))

@@ -204,7 +204,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_index_build(args: argparse.Namespace) -> int:
     from device import indexing
     config = IndexConfig(dataclasses.replace(INDEX_DEFAULTS.shortlist, catalogue_hop_frames=args.window_hop),
-                         n_trees=args.trees)
+                         code_bytes=args.code_bytes)
     out = args.out if args.out is not None else args.index
     safe_write.recover(Path(out))  # a write killed earlier may have left the catalogue aside
     base = Catalogue(args.index) if args.command_index == "add" else None
@@ -228,7 +228,7 @@ def cmd_index_reembed(args: argparse.Namespace) -> int:
 
 
 def _count(text: str) -> int:
-    """An argparse type: a whole number from 1 to 1000 (trees, hops, workers, threads, top, repeats)."""
+    """An argparse type: a whole number from 1 to 1000 (code bytes, hops, workers, threads, top, repeats)."""
     try:
         value = int(text)
     except ValueError:
@@ -312,8 +312,9 @@ def parser() -> argparse.ArgumentParser:
                    help="model directory (default: the shipped model)")
     b.add_argument("--window-hop", type=_count, default=INDEX_DEFAULTS.shortlist.catalogue_hop_frames,
                    help="melody frames between the shortlist's catalogue windows (default: %(default)s)")
-    b.add_argument("--trees", type=_count, default=INDEX_DEFAULTS.n_trees,
-                   help="Annoy trees (default: %(default)s)")
+    b.add_argument("--code-bytes", type=_count, default=INDEX_DEFAULTS.code_bytes,
+                   help="bytes of each window's code in the index; divides the embedder's dimension "
+                        "(default: %(default)s)")
     b.add_argument("--workers", type=_count, default=1, help="processes hearing files at once (default: 1)")
     b.set_defaults(run=cmd_index_build, index=None)
     a = isub.add_parser("add", help="add the recordings in AUDIO_DIR to an existing catalogue")
@@ -323,7 +324,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--metadata", help="CSV with columns song_id,title,artist")
     a.add_argument("--workers", type=_count, default=1, help="processes hearing files at once (default: 1)")
     a.set_defaults(run=cmd_index_build, model=None, window_hop=INDEX_DEFAULTS.shortlist.catalogue_hop_frames,
-                   trees=INDEX_DEFAULTS.n_trees)
+                   code_bytes=INDEX_DEFAULTS.code_bytes)
     r = isub.add_parser("reembed", help="give a catalogue a model's new shortlist embedder, from its stored "
                                         "melodies (no audio needed)")
     r.add_argument("--index", required=True, help="catalogue whose melodies are kept")

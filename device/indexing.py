@@ -131,6 +131,9 @@ def hearing(model_dir: Path | None, config: IndexConfig = IndexConfig(), base: C
         model_manifest = _read_model_manifest(Path(model_dir))
         model_path = mf.check_file(Path(model_dir), model_manifest["model"], "model")
     frontend = mf.check_frontend(model_manifest, model_dir)
+    dim = (model_manifest.get("embedder") or {}).get("dim")
+    if dim and (problem := config.layout(0).problem(int(dim))) is not None:
+        raise mf.ManifestError(f"code bytes {config.code_bytes}: {problem} of the shortlist embedder's vectors")
     melody_config = mel.MelodyConfig(**model_manifest["model"]["melody"])
     time_stride = open_model(model_path, model_manifest["model"]["sha256"], frontend).time_stride
     return Hearing(model_manifest, Path(model_dir), model_path, frontend, melody_config, config,

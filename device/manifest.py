@@ -1,7 +1,7 @@
 """Manifests: every asset directory describes itself, and the runtime refuses a mismatch.
 
 A model directory holds `model.tflite` and `manifest.json` with sections "frontend" and
-"model". A catalogue directory is self-contained: a copy of the model, `index.ann`,
+"model". A catalogue directory is self-contained: a copy of the model, `index.npz`,
 `songs.csv` and a `manifest.json` that adds the sections "index" and "songs".
 
 A manifest is read defensively (a bounded size, UTF-8, finite numbers, bounded nesting)
@@ -22,7 +22,7 @@ from device.frontend import FrontendConfig
 
 MANIFEST = "manifest.json"
 MODEL_FORMAT = "hum-search-model/3"  # 3: + shortlist embedder; 2: the melody model; 1: window embeddings
-CATALOGUE_FORMAT = "hum-search-catalogue/3"  # 3: learned shortlist vectors; 2: phasor vectors
+CATALOGUE_FORMAT = "hum-search-catalogue/4"  # 4: IVF-PQ index; 3: learned vectors in Annoy; 2: phasors
 CATALOGUE_FORMAT_PREFIX = "hum-search-catalogue/"  # every version this tool ever wrote
 MAX_MANIFEST_BYTES = 1 << 20  # ours are about 4 KB
 MAX_DEPTH = 32  # nesting of JSON containers; ours reach 5
@@ -158,7 +158,8 @@ SCHEMAS = {
         "melody": {"file": FILE, "sha256": SHA256, "frame_rate_hz": Real(0.01, 1000.0),
                    "frames": Int(0, 2 ** 40)},
         "windows": {"file": FILE, "sha256": SHA256},
-        "index": {"file": FILE, "sha256": SHA256, "metric": Text("angular"), "n_trees": Int(1, 1000),
+        "index": {"file": FILE, "sha256": SHA256, "kind": Text("ivf-pq"), "n_lists": Int(1, 2 ** 24),
+                  "pq_m": Int(1, 1024), "pq_bits": Int(1, 8),
                   "n_items": Int(0, 2 ** 31 - 2), "dim": Int(2, 1024),
                   "shortlist": Closed({
                       "window_frames": Int(1, 10_000),
@@ -199,7 +200,11 @@ def read(directory: Path, expected_format: str) -> dict:
         raise ManifestError(f"{directory}: no {MANIFEST}; not a hum-search asset directory")
     manifest = parse(path)
     if manifest.get("format") != expected_format:
-        raise ManifestError(f"{path}: format {str(manifest.get('format'))[:80]!r}, expected {expected_format!r}")
+        found = str(manifest.get("format"))[:80]
+        hint = ("; an earlier catalogue: re-index it from its melodies with hum-search index reembed --index "
+                f"{directory}" if expected_format == CATALOGUE_FORMAT and found.startswith(CATALOGUE_FORMAT_PREFIX)
+                else "")
+        raise ManifestError(f"{path}: format {found!r}, expected {expected_format!r}{hint}")
     if (problem := check_schema(manifest, SCHEMAS[expected_format])) is not None:
         raise ManifestError(f"{path}: {problem}")
     return manifest

@@ -1,7 +1,7 @@
 """Matching: shortlist the catalogue, align the whole query with each candidate, decide.
 
-The query's melody line is cut into key-free windows at several time scales; Annoy finds
-catalogue windows like them and the shortlist ranks songs by consistent votes
+The query's melody line is cut into key-free windows at several time scales; the index
+finds catalogue windows like them and the shortlist ranks songs by consistent votes
 (device.shortlist). Each shortlisted song's melody, around where the votes place the
 query, is aligned with the whole query under a few keys near the voted one
 (device.alignment). Each song's score mixes that alignment with its share of the
@@ -100,11 +100,11 @@ def shortlist(line: np.ndarray, catalogue: "Catalogue", config: MatcherConfig) -
     if np.count_nonzero(line > 0) < config.min_voiced_frames:
         return []
     search = catalogue.config.shortlist
-    hits = []
-    for window in sl.query_windows(line, catalogue.embedder, search):
-        rows, starts, sims, keys = catalogue.search(window.vector, search.neighbours)
-        hits.append((window, rows, starts, sims, keys))
-    return sl.rank(hits, search.candidates)
+    windows = sl.query_windows(line, catalogue.embedder, search)
+    if not windows:
+        return []
+    found = catalogue.search(np.stack([w.vector for w in windows]), search.neighbours)
+    return sl.rank([(w, *f) for w, f in zip(windows, found)], search.candidates)
 
 
 def stretch_bounds(candidate: sl.Candidate, n_query: int, n_song: int, config: MatcherConfig

@@ -1,4 +1,4 @@
-"""Shortlist: vectors of short melody stretches, for an Annoy search of the catalogue.
+"""Shortlist: vectors of short melody stretches, for a nearest-neighbour search of the catalogue.
 
 A stretch of `window_frames` melody frames becomes a unit vector by the shortlist
 embedder (device.embedder): key-free, and trained so that a hum's stretch and the
@@ -28,7 +28,7 @@ class ShortlistConfig:
             7.5% apart: with a 3-frame query hop, some query window lies within 1.5 frames
             and 4% of tempo of every catalogue window.
         min_voiced: windows with a smaller share of melody frames are not vectors.
-        neighbours: Annoy neighbours per query vector.
+        neighbours: nearest catalogue windows per query vector.
         candidates: songs passed to the alignment.
     """
 

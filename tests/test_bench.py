@@ -30,7 +30,7 @@ def test_bench_json_reports_every_phase_with_sane_values():
     assert size["songs"] == len(catalogue.songs) and size["windows"] == catalogue.n_items
     grows = sum(n for name, n in size["bytes"].items() if name != "model.tflite")
     assert size["bytes_per_song"] == round(grows / len(catalogue.songs))
-    assert size["bytes"]["index.ann"] == (catalogue.directory / "index.ann").stat().st_size
+    assert size["bytes"]["index.npz"] == (catalogue.directory / "index.npz").stat().st_size
 
     assert report["queries"] == {"files": [demo.name], "seconds": 10.0, "repeats": 2}
     identify = report["identify"]

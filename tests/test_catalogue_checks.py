@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device import annoy_file, assets, manifest
+from device import assets, manifest
 from device.catalogue import Catalogue
 from device.cli import main
 from device.model import MelodyModel, ModelError
@@ -55,17 +55,23 @@ MANIFEST_CASES = {
     "missing key": (edited_json(lambda d: d["index"].pop("n_items")), "field index.n_items: missing"),
     "a list": (lambda raw: b"[1, 2]", "JSON object"),
     "null": (lambda raw: b"null", "JSON object"),
-    "not UTF-8": (lambda raw: raw.replace(b'"angular"', b'"ang\xffular"'), "not a valid JSON manifest"),
-    "5,000 digits": (lambda raw: raw.replace(b'"n_trees": 8', b'"n_trees": ' + b"9" * 5000), "not a valid JSON"),
+    "not UTF-8": (lambda raw: raw.replace(b'"ivf-pq"', b'"ivf\xff-pq"'), "not a valid JSON manifest"),
+    "5,000 digits": (lambda raw: raw.replace(b'"pq_m": 16', b'"pq_m": ' + b"9" * 5000), "not a valid JSON"),
     "deep nesting": (lambda raw: raw[:-2] + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "JSON"),
     "nesting past the bound": (lambda raw: raw[:-2] + b', "x": ' + b"[" * 40 + b"]" * 40 + b"}", "nested"),
-    "n_trees 2^31": (edited_json(lambda d: d["index"].update(n_trees=2 ** 31)), "field index.n_trees"),
-    "n_trees Infinity": (lambda raw: raw.replace(b'"n_trees": 8', b'"n_trees": Infinity'), "not a number"),
-    "n_trees 1e999": (lambda raw: raw.replace(b'"n_trees": 8', b'"n_trees": 1e999'), "out of range"),
-    "n_trees 0": (edited_json(lambda d: d["index"].update(n_trees=0)), "field index.n_trees"),
-    "n_trees -5": (edited_json(lambda d: d["index"].update(n_trees=-5)), "field index.n_trees"),
-    "n_trees true": (edited_json(lambda d: d["index"].update(n_trees=True)), "field index.n_trees"),
-    "n_trees text": (edited_json(lambda d: d["index"].update(n_trees="8")), "field index.n_trees"),
+    "n_lists 2^31": (edited_json(lambda d: d["index"].update(n_lists=2 ** 31)), "field index.n_lists"),
+    "pq_m Infinity": (lambda raw: raw.replace(b'"pq_m": 16', b'"pq_m": Infinity'), "not a number"),
+    "pq_m 1e999": (lambda raw: raw.replace(b'"pq_m": 16', b'"pq_m": 1e999'), "out of range"),
+    "pq_m 0": (edited_json(lambda d: d["index"].update(pq_m=0)), "field index.pq_m"),
+    "pq_bits 9": (edited_json(lambda d: d["index"].update(pq_bits=9)), "field index.pq_bits"),
+    "n_lists -5": (edited_json(lambda d: d["index"].update(n_lists=-5)), "field index.n_lists"),
+    "n_lists true": (edited_json(lambda d: d["index"].update(n_lists=True)), "field index.n_lists"),
+    "pq_m text": (edited_json(lambda d: d["index"].update(pq_m="16")), "field index.pq_m"),
+    "another kind of index": (edited_json(lambda d: d["index"].update(kind="annoy")), "field index.kind"),
+    "sub-vectors that do not divide the vectors": (edited_json(lambda d: d["index"].update(pq_m=12)),
+                                                   "do not divide"),
+    "more cells than the file holds": (edited_json(lambda d: d["index"].update(n_lists=d["index"]["n_lists"] + 1)),
+                                       "index.npz"),
     "hop 0": (edited_json(lambda d: d["index"]["shortlist"].update(catalogue_hop_frames=0)),
               "field index.shortlist.catalogue_hop_frames"),
     "hop -100": (edited_json(lambda d: d["index"]["shortlist"].update(query_hop_frames=-100)),
@@ -167,45 +173,11 @@ def test_a_melody_file_of_the_wrong_size_is_refused(tone_catalogue, tmp_path):
     refused(damaged(tone_catalogue, tmp_path, "melody.bin", lambda raw: raw + b"\x01"), "melody frames")
 
 
-def annoy_edit(change):
-    """An edit of index.ann through its node array (int32 words, one row per node)."""
-    def edit(raw: bytes) -> bytes:
-        nodes = np.frombuffer(raw, "<i4").reshape(-1, annoy_file.HEADER_INT32 + 32).copy()
-        change(nodes)
-        return nodes.tobytes()
-    return edit
-
-
-def first_split(nodes: np.ndarray, n_items: int) -> int:
-    """The last node: a copy of a root, which Annoy's search starts from (the original
-    roots are never read), a split when the index holds more than K = 34 items."""
-    assert nodes[-1, 0] == n_items > 34
-    return nodes.shape[0] - 1
-
-
-@pytest.mark.parametrize("case,change", [
-    ("a child out of range", lambda n, k: n.__setitem__((first_split(n, k), 1), 10 ** 9)),
-    ("a negative child", lambda n, k: n.__setitem__((first_split(n, k), 2), -7)),
-    ("a cycle", lambda n, k: n.__setitem__((first_split(n, k), 1), first_split(n, k))),
-    ("a child shared by two splits", lambda n, k: n.__setitem__((first_split(n, k), 1), n[first_split(n, k), 2])),
-    ("a negative descendant count", lambda n, k: n.__setitem__((n.shape[0] - 1, 0), -3)),
-    ("an item list out of range", lambda n, k: n.__setitem__(
-        (next(i for i in range(k, n.shape[0]) if 1 < n[i, 0] <= 34), 1), k + 5)),
-    ("an item not a leaf", lambda n, k: n.__setitem__((3, 0), 20)),
-    ("a NaN vector", lambda n, k: n.__setitem__((3, 5), np.float32(np.nan).view("<i4"))),
-    ("a NaN hyperplane", lambda n, k: n.__setitem__((first_split(n, k), 7), np.float32(np.inf).view("<i4"))),
-])
-def test_a_damaged_annoy_file_is_refused_before_annoy_maps_it(tone_catalogue, tmp_path, case, change):
-    n_items = json.loads((tone_catalogue / manifest.MANIFEST).read_text())["index"]["n_items"]
-    assert n_items > 40  # the cases need splits and item lists
-    refused(damaged(tone_catalogue, tmp_path, "index.ann", annoy_edit(lambda nodes: change(nodes, n_items))),
-            "index.ann")
-
-
 @pytest.mark.parametrize("case,edit", [("truncated", lambda raw: raw[:-7]), ("empty", lambda raw: b""),
-                                       ("one node", lambda raw: raw[:140])])
-def test_an_annoy_file_of_the_wrong_size_is_refused(tone_catalogue, tmp_path, case, edit):
-    refused(damaged(tone_catalogue, tmp_path, "index.ann", edit), "index.ann")
+                                       ("not a zip", lambda raw: b"garbage" * 30),
+                                       ("a flipped byte in the codes", lambda raw: raw[:-200] + bytes([raw[-200] ^ 255]) + raw[-199:])])
+def test_a_damaged_index_file_is_refused_before_faiss_sees_it(tone_catalogue, tmp_path, case, edit):
+    refused(damaged(tone_catalogue, tmp_path, "index.npz", edit), "index.npz")
 
 
 @pytest.mark.parametrize("edit,match", [(lambda raw: raw[: len(raw) // 2], "unreadable embedder weights"),

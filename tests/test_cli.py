@@ -38,7 +38,7 @@ def test_info_prints_the_manifest():
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["frontend"] == FrontendConfig().to_dict()
-    assert info["index"]["metric"] == "angular"
+    assert info["index"]["kind"] == "ivf-pq" and info["index"]["pq_m"] == 16
     assert info["songs"]["count"] >= 1000
 
 
@@ -143,13 +143,13 @@ def test_index_add_keeps_what_was_there(tmp_path, written_catalogue):
     after = (catalogue / "songs.csv").read_text().splitlines()
     assert after[:len(before)] == before and after[-1].startswith("a-tone,a-tone,")
     # a failed extension (nothing readable) leaves the catalogue byte for byte as it was
-    digest = manifest.sha256_of(catalogue / "index.ann")
+    digest = manifest.sha256_of(catalogue / "index.npz")
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "broken.wav").write_bytes(b"junk")
     failed = hum_search("index", "add", str(empty), "--index", str(catalogue))
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
-    assert manifest.sha256_of(catalogue / "index.ann") == digest
+    assert manifest.sha256_of(catalogue / "index.npz") == digest
     assert hum_search("info", "--index", str(catalogue)).returncode == 0
 
 
@@ -179,7 +179,7 @@ def test_runtime_refuses_inconsistent_assets(tmp_path, written_catalogue, tamper
         data["model"]["decision"] = {"min_score": "high", "min_margin": 0.3}
         (catalogue / "manifest.json").write_text(json.dumps(data))
     elif tamper == "index_bytes":
-        with open(catalogue / "index.ann", "r+b") as handle:
+        with open(catalogue / "index.npz", "r+b") as handle:
             handle.seek(100)
             handle.write(b"\x00\x01\x02\x03")
     else:

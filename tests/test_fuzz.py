@@ -13,7 +13,7 @@ def test_a_seeded_fuzz_subset_finds_no_crash_hang_or_lost_answer(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert run.returncode == 0, summary["first_problems"]
     assert summary["cases"] >= 75 and set(summary["by_kind"]) == {
-        "audio", "names", "build", "manifest", "songs", "windows", "melody", "annoy", "model"}
+        "audio", "names", "build", "manifest", "songs", "windows", "melody", "index", "model"}
     assert summary["crashes"] == summary["hangs"] == summary["non_json_batches"] == 0
     assert summary["good_files_not_answered"] == 0
     assert summary["peak_mb_max"] < 300

@@ -117,13 +117,3 @@ def test_scores_mix_the_alignment_with_the_share_of_votes(tone_catalogue):
     tie = [dataclasses.replace(found[0], row=1, votes=1.0), dataclasses.replace(found[1], row=1, votes=4.0)]
     scores = [c.score for c in align_candidates(query, tie, catalogue, MatcherConfig(vote_weight=0.5))]
     assert scores[0] > scores[1]  # the same alignment, more votes first
-
-
-def test_annoys_search_grows_with_the_catalogue_within_bounds():
-    from device.catalogue import IndexConfig
-    config = IndexConfig(n_trees=8)
-    assert config.search_k(100, 190_000) == 8 * 100 * 2  # 1,000 songs (benchmarks.shortlist_scale)
-    assert config.search_k(100, 1_900_000) == 8 * 100 * 6  # 10,000 songs
-    assert config.search_k(100, 100) == 8 * 100 * 2 and config.search_k(100, 10**9) == 8 * 100 * 16
-    sizes = np.geomspace(1e3, 1e8, 40).astype(int)
-    assert all(np.diff([config.search_k(100, int(n)) for n in sizes]) >= 0)

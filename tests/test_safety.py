@@ -94,8 +94,8 @@ def test_an_empty_folder_and_its_own_catalogue_are_replaced(tmp_path, tone_songs
     out.mkdir()
     assert main(["index", "build", str(tone_songs), "--out", str(out)]) == 0
     first = manifest.sha256_of(out / "songs.csv")
-    assert main(["index", "build", str(tone_songs), "--out", str(out), "--trees", "3"]) == 0
-    assert json.loads((out / "manifest.json").read_text())["index"]["n_trees"] == 3
+    assert main(["index", "build", str(tone_songs), "--out", str(out), "--code-bytes", "8"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["index"]["pq_m"] == 8
     assert manifest.sha256_of(out / "songs.csv") == first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cat"]  # nothing hidden left beside it
 
@@ -154,7 +154,7 @@ def test_a_full_disk_during_build_is_one_line_and_keeps_the_old_catalogue(tmp_pa
     def small_disk():  # writes past 10 kB fail with EFBIG, as on a full disk with ENOSPC
         resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    run = hum_search("index", "build", str(tone_songs), "--out", str(catalogue), "--trees", "2",
+    run = hum_search("index", "build", str(tone_songs), "--out", str(catalogue), "--code-bytes", "8",
                      preexec_fn=small_disk, text=True, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
     assert run.returncode == 2, run.stderr
     assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
@@ -241,8 +241,15 @@ def test_titles_cannot_drive_the_terminal_or_forge_result_lines(tmp_path, tone_s
 
 
 def test_bad_numbers_on_the_command_line_are_usage_errors(tmp_path, tone_songs, capsys):
-    for option in (["--trees", "0"], ["--window-hop", "-100"], ["--workers", "x"]):
+    for option in (["--code-bytes", "0"], ["--window-hop", "-100"], ["--workers", "x"]):
         with pytest.raises(SystemExit) as exit_:
             main(["index", "build", str(tone_songs), "--out", str(tmp_path / "cat"), *option])
         assert exit_.value.code == 2
+    assert not (tmp_path / "cat").exists()
+
+
+def test_code_bytes_that_do_not_divide_the_vectors_are_one_line_before_any_hearing(tmp_path, tone_songs, capsys):
+    assert main(["index", "build", str(tone_songs), "--out", str(tmp_path / "cat"), "--code-bytes", "12"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "do not divide" in error and len(error.splitlines()) == 1
     assert not (tmp_path / "cat").exists()

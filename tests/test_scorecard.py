@@ -50,25 +50,25 @@ def test_sized_catalogues_are_built_once_per_model_and_size(tmp_path):
     assert len(small.songs) == 200
     folder = small.directory
     assert folder.parent == tmp_path and folder.name.endswith("-200")
-    stamp = (folder / "index.ann").stat().st_mtime_ns
+    stamp = (folder / "index.npz").stat().st_mtime_ns
     assert scorecard.sized_catalogue(assets.default_catalogue_dir(), 200, tmp_path, None).directory == folder
-    assert (folder / "index.ann").stat().st_mtime_ns == stamp  # reused, not rebuilt
+    assert (folder / "index.npz").stat().st_mtime_ns == stamp  # reused, not rebuilt
     base = tmp_path / "calibrated-since"  # the same model, calibrated after the sized one was kept
     shutil.copytree(assets.default_catalogue_dir(), base)
     store_decision([(base, mf.read(base, mf.CATALOGUE_FORMAT))], {"min_score": 0.2, "min_margin": 0.5})
     again = scorecard.sized_catalogue(base, 200, tmp_path, None)
-    assert again.directory == folder and (folder / "index.ann").stat().st_mtime_ns == stamp
+    assert again.directory == folder and (folder / "index.npz").stat().st_mtime_ns == stamp
     assert (again.matcher.min_score, again.matcher.min_margin) == (0.2, 0.5)
     kept = mf.read(folder, mf.CATALOGUE_FORMAT)  # kept with another shortlist embedder: re-embedded
     mf.write(folder, kept | {"embedder": dict(kept["embedder"], sha256="0" * 64)})
     redone = scorecard.sized_catalogue(base, 200, tmp_path, None)
-    assert redone.directory == folder and (folder / "index.ann").stat().st_mtime_ns != stamp
+    assert redone.directory == folder and (folder / "index.npz").stat().st_mtime_ns != stamp
     assert redone.manifest["embedder"] == Catalogue(base).manifest["embedder"] and len(redone.songs) == 200
-    stamp = (folder / "index.ann").stat().st_mtime_ns  # kept with other query settings: re-embedded
+    stamp = (folder / "index.npz").stat().st_mtime_ns  # kept with other query settings: re-embedded
     kept = mf.read(folder, mf.CATALOGUE_FORMAT)
     mf.write(folder, kept | {"index": dict(kept["index"], shortlist=dict(kept["index"]["shortlist"], query_hop_frames=6))})
     redone = scorecard.sized_catalogue(base, 200, tmp_path, None)
-    assert (folder / "index.ann").stat().st_mtime_ns != stamp
+    assert (folder / "index.npz").stat().st_mtime_ns != stamp
     assert redone.config.shortlist == Catalogue(base).config.shortlist
     cost = scorecard.model_cost(Catalogue(assets.default_catalogue_dir()))
     assert cost["hop_s"] == 3.2 and cost["macs_per_audio_s"] == round(cost["macs_per_window"] / 3.2)

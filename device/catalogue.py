@@ -63,8 +63,11 @@ class IndexConfig:
 
     @staticmethod
     def n_probe(n_lists: int) -> int:
-        """Cells searched per query vector: 16 (benchmarks.shortlist_scale)."""
-        return min(n_lists, 16)
+        """Cells searched per query vector: 16 up to 2,048 cells (1,400 songs), 32 at 4,096
+        (10,000 songs), at most 64. benchmarks.shortlist_scale, 100 held-out hums: at 1,000
+        songs 16 cells keep 98.8% of exact search's right songs among 30 candidates; at
+        10,000 songs 16 keep 93.7%, 32 keep 96.2% for 30% more search time."""
+        return min(n_lists, max(16, min(64, n_lists // 128)))
 
 
 @dataclasses.dataclass(frozen=True)

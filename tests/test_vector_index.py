@@ -75,3 +75,8 @@ def test_bytes_that_are_no_index_are_refused(tmp_path, raw):
     (tmp_path / "index.npz").write_bytes(raw)
     with pytest.raises(vi.IndexFileError):
         vi.read(tmp_path / "index.npz", vi.Layout(1, 16, 8), 32, 10)
+
+
+def test_more_cells_are_searched_as_the_catalogue_grows_within_bounds():
+    from device.catalogue import IndexConfig
+    assert [IndexConfig.n_probe(n) for n in (1, 8, 1024, 2048, 4096, 8192, 2 ** 20)] == [1, 8, 16, 16, 32, 64, 64]

@@ -210,7 +210,6 @@ def main(argv: list[str] | None = None) -> int:
         fa_rows += [dict(false_accepts.judge(recognizer, q), catalogue_songs=size) for q in queries]
         if not args.no_classic:
             rows += classic_rows(args.shared_data, catalogue, melodies, args.synthetic, args.seed)
-        catalogue.unload()
     write_csv(args.out / "scorecard.csv", QUERY_FIELDS, rows)
     write_csv(args.out / "false_accepts.csv", FA_FIELDS, fa_rows)
     base = Catalogue(args.index)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import struct
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -166,6 +168,8 @@ def read(path: Path, layout: Layout, dim: int, n_items: int) -> dict[str, np.nda
         with zipfile.ZipFile(path) as archive:
             if sorted(archive.namelist()) != sorted(f"{name}.npy" for name in ARRAYS):
                 raise ValueError(f"holds {sorted(archive.namelist())[:6]}, not the arrays {', '.join(ARRAYS)}")
+            if any(info.compress_type != zipfile.ZIP_STORED for info in archive.infolist()):
+                raise ValueError("compressed arrays (the writer stores them as they are)")
             for name, (shape, dtype) in expected.items():
                 with archive.open(f"{name}.npy") as handle:
                     version = np.lib.format.read_magic(handle)
@@ -180,8 +184,8 @@ def read(path: Path, layout: Layout, dim: int, n_items: int) -> dict[str, np.nda
                 if len(data) != math.prod(shape) * np.dtype(dtype).itemsize:
                     raise ValueError(f"{name} holds {len(data)} bytes of data, not {math.prod(shape) * np.dtype(dtype).itemsize}")
                 arrays[name] = np.frombuffer(data, dtype).reshape(shape)
-    except (OSError, ValueError, TypeError, SyntaxError, zipfile.BadZipFile, EOFError, RecursionError,
-            MemoryError, NotImplementedError) as exc:
+    except (OSError, ValueError, TypeError, SyntaxError, tokenize.TokenError, struct.error, zipfile.BadZipFile,
+            EOFError, RecursionError, MemoryError, NotImplementedError) as exc:
         raise IndexFileError(f"{path}: unreadable index ({' '.join(str(exc).split())[:200]})") from exc
     if not (np.isfinite(arrays["centroids"]).all() and np.isfinite(arrays["codebooks"]).all()):
         raise IndexFileError(f"{path}: centroids or codebooks that are not finite")

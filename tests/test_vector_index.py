@@ -77,6 +77,25 @@ def test_bytes_that_are_no_index_are_refused(tmp_path, raw):
         vi.read(tmp_path / "index.npz", vi.Layout(1, 16, 8), 32, 10)
 
 
+@pytest.mark.parametrize("case", ["a header numpy cannot tokenize", "compressed members"])
+def test_odd_headers_and_compressed_members_are_refused(tmp_path, case):
+    """(Found by benchmarks.fuzz: zeroed bytes in an array's header made numpy's header
+    parser raise tokenize.TokenError.)"""
+    layout = vi.Layout.for_items(300, 16, 3.0)
+    arrays, _ = vi.build(unit_rows(300), layout)
+    path = tmp_path / "index.npz"
+    if case == "compressed members":
+        np.savez_compressed(path, **arrays)
+    else:
+        vi.write(path, arrays)
+        raw = path.read_bytes()
+        at = raw.index(b"{'descr'") + 20
+        path.write_bytes(raw[:at] + bytes(30) + raw[at + 30:])
+    with pytest.raises(vi.IndexFileError) as info:
+        vi.read(path, layout, 32, 300)
+    assert "\n" not in str(info.value)
+
+
 def test_more_cells_are_searched_as_the_catalogue_grows_within_bounds():
     from device.catalogue import IndexConfig
     assert [IndexConfig.n_probe(n) for n in (1, 8, 1024, 2048, 4096, 8192, 2 ** 20)] == [1, 8, 16, 16, 32, 64, 64]

@@ -114,17 +114,22 @@ def machine() -> dict:
 def catalogue_size(directory: Path) -> dict:
     """Songs, shortlist windows and bytes of a catalogue, from its manifest and files.
 
-    bytes_per_song counts what grows with the songs (every file but the model and the
-    manifest)."""
+    bytes_per_song counts what grows with the songs (every file but the model, the
+    embedder and the manifest); bytes_per_3min_song scales it to a song of 180 s (the
+    catalogue's songs' durations summed, from its song list)."""
     from device import manifest as mf
+    from device.catalogue import read_songs
     found = mf.read(Path(directory), mf.CATALOGUE_FORMAT)
     files = {found[section]["file"]: (Path(directory) / found[section]["file"]).stat().st_size
              for section in ("index", "melody", "windows", "songs", "model")}
     songs, windows = int(found["songs"]["count"]), int(found["index"]["n_items"])
     per_song = sum(size for name, size in files.items() if name != found["model"]["file"])
+    seconds = sum(s.duration_s for s in read_songs(Path(directory) / found["songs"]["file"], songs,
+                                                   int(found["melody"]["frames"])))
     return {"directory": str(directory), "songs": songs, "windows": windows,
             "windows_per_song": round(windows / max(songs, 1), 1), "bytes": files,
-            "bytes_per_song": round(per_song / max(songs, 1))}
+            "bytes_per_song": round(per_song / max(songs, 1)),
+            "bytes_per_3min_song": round(per_song / seconds * 180.0) if seconds > 0 else None}
 
 
 # Runs a module as `python -m` does and writes its own VmHWM to stderr at exit: the rusage
@@ -335,7 +340,9 @@ def table(report: dict) -> str:
              f"           Python {m['python']}, numpy {m['numpy']}, {runtimes} (used: {ld['backend']}); "
              f"load average {m['load_average']}",
              f"catalogue  {c['songs']:,} songs, {c['windows']:,} windows ({c['windows_per_song']} per song), "
-             f"{c['bytes_per_song'] / 1024:.1f} KB per song: "
+             f"{c['bytes_per_song'] / 1e3:.1f} KB per song"
+             + (f" ({c['bytes_per_3min_song'] / 1e3:.1f} KB per 3-minute song)" if c["bytes_per_3min_song"] else "")
+             + ": "
              + ", ".join(f"{name} {_size(size)}" for name, size in c["bytes"].items()),
              f"queries    {len(q['files'])} files cut to {q['seconds']:g} s, {q['repeats']} repeats",
              "",

@@ -182,7 +182,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     catalogue = Catalogue(args.index)
     catalogue.open_model()  # refuses a model the interpreter cannot run, as identify would
-    info = dict(catalogue.manifest, directory=str(catalogue.directory))
+    from device import bench
+    info = dict(catalogue.manifest, directory=str(catalogue.directory),
+                size=bench.catalogue_size(catalogue.directory))
     print(json.dumps(info, indent=2, ensure_ascii=False))
     return 0
 

@@ -31,6 +31,8 @@ def test_bench_json_reports_every_phase_with_sane_values():
     grows = sum(n for name, n in size["bytes"].items() if name != "model.tflite")
     assert size["bytes_per_song"] == round(grows / len(catalogue.songs))
     assert size["bytes"]["index.npz"] == (catalogue.directory / "index.npz").stat().st_size
+    seconds = sum(s.duration_s for s in catalogue.songs)
+    assert size["bytes_per_3min_song"] == round(grows / seconds * 180) < 8000  # issue 16: at most 8 KB
 
     assert report["queries"] == {"files": [demo.name], "seconds": 10.0, "repeats": 2}
     identify = report["identify"]

@@ -40,6 +40,7 @@ def test_info_prints_the_manifest():
     assert info["frontend"] == FrontendConfig().to_dict()
     assert info["index"]["kind"] == "ivf-pq" and info["index"]["pq_m"] == 16
     assert info["songs"]["count"] >= 1000
+    assert info["size"]["songs"] == info["songs"]["count"] and 0 < info["size"]["bytes_per_3min_song"] < 8000
 
 
 def test_identify_json_contract_on_the_demo_hums():

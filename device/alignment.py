@@ -4,7 +4,8 @@ Subsequence dynamic time warping with local slopes between 1/2 and 2 (steps (1,1
 and (2,1) in query x song frames, the last two with a small penalty), one key shift for
 the whole query, octave-blind pitch distance capped at `cap_semitones`. Every voiced query frame is counted exactly once, so
 the cost is a mean over the query's voiced frames, comparable across songs, stretches and
-tempi. Vectorised over candidates, keys and song frames; the loop runs over query frames.
+tempi. Vectorised over candidates (each with its own query line, at its own tempo), keys
+and song frames; the loop runs over query frames.
 """
 from __future__ import annotations
 
@@ -71,31 +72,34 @@ def _cost_table(config: AlignConfig) -> np.ndarray:
                           ).astype(np.float32)
 
 
-def align(query: np.ndarray, stretches: list[np.ndarray], keys: np.ndarray,
+def align(query: np.ndarray | list[np.ndarray], stretches: list[np.ndarray], keys: np.ndarray,
           config: AlignConfig = AlignConfig(), with_path: bool = False) -> list[Alignment]:
     """Aligns the query with each song stretch under each of its keys.
 
     Args:
-        query: float32 (n,): MIDI pitch per melody frame, 0 where none.
+        query: float32 (n,): MIDI pitch per melody frame, 0 where none; or one such line per
+            candidate (each at its candidate's tempo), all aligned in one pass.
         stretches: per candidate, float32 (m_i,) song melody (0 where none), m_i >= 1.
         keys: float (C, K): the key shifts (semitones) to try per candidate.
         with_path: also return each best path (costs memory n x C x K x M).
 
     Returns:
-        One Alignment per candidate, in order; score 0 when the query has no voiced frame.
+        One Alignment per candidate, in order; score 0 when its query has no voiced frame.
     """
-    query = np.asarray(query, dtype=np.float32)
-    keys = np.asarray(keys, dtype=np.float32)
-    n, n_cand = query.size, len(stretches)
-    voiced_frames = int(np.count_nonzero(query > 0))
+    n_cand = len(stretches)
     if n_cand == 0:
         return []
-    if voiced_frames == 0:
-        return [Alignment(0.0, 0.0, 0, 0, None) for _ in stretches]
-    m = max(s.size for s in stretches)
+    queries = [np.asarray(q, dtype=np.float32) for q in
+               (query if isinstance(query, (list, tuple)) else [query] * n_cand)]
+    keys = np.asarray(keys, dtype=np.float32)
+    lengths = np.array([q.size for q in queries])
+    voiced_frames = np.array([np.count_nonzero(q > 0) for q in queries])
+    n, m = int(lengths.max()), max(s.size for s in stretches)
+    lines = np.zeros((n_cand, n), dtype=np.float32)
     songs = np.zeros((n_cand, m), dtype=np.float32)
     valid = np.zeros((n_cand, m), dtype=bool)
-    for c, s in enumerate(stretches):
+    for c, (q, s) in enumerate(zip(queries, stretches)):
+        lines[c, :q.size] = q
         songs[c, :s.size] = s
         valid[c, :s.size] = True
     shape = (n_cand, keys.shape[1], m)
@@ -107,7 +111,7 @@ def align(query: np.ndarray, stretches: list[np.ndarray], keys: np.ndarray,
     base = np.where((songs > 0)[:, None, :], base, 2 * _STEPS)
     base = np.where(valid[:, None, :], base, 3 * _STEPS)
     table = _cost_table(config)
-    query_steps = np.mod(np.round(query * 4).astype(np.int64), _STEPS)
+    query_steps = np.mod(np.round(lines * 4).astype(np.int64), _STEPS)
     silent_query = np.where(valid[:, None, :], 0.0, _INF).astype(np.float32) * np.ones(shape, np.float32)
 
     def shifted(x: np.ndarray, by: int) -> np.ndarray:
@@ -121,10 +125,12 @@ def align(query: np.ndarray, stretches: list[np.ndarray], keys: np.ndarray,
     d_prev = np.full(shape, _INF, dtype=np.float32)
     start_prev2 = np.zeros(shape, dtype=np.int32)
     start_prev = np.zeros(shape, dtype=np.int32)
+    final_d, final_start = np.empty(shape, np.float32), np.empty(shape, np.int32)  # at each query's last frame
     columns = np.broadcast_to(np.arange(m, dtype=np.int32), shape)
     moves = np.zeros((n, *shape), dtype=np.int8) if with_path else None
     for i in range(n):
-        cost = table[base + query_steps[i]] if query[i] > 0 else silent_query
+        voiced = (lines[:, i] > 0)[:, None, None]
+        cost = np.where(voiced, table[base + query_steps[:, i, None, None]], silent_query)
         if i == 0:
             d, start = cost.copy(), columns.copy()
             choice = np.zeros(shape, dtype=np.int8)
@@ -141,17 +147,22 @@ def align(query: np.ndarray, stretches: list[np.ndarray], keys: np.ndarray,
                 choice = np.where(take_double, 2, take_skip.astype(np.int8)).astype(np.int8)
         if moves is not None:
             moves[i] = choice
+        ending = lengths == i + 1
+        final_d[ending], final_start[ending] = d[ending], start[ending]
         d_prev2, d_prev, cost_prev = d_prev, d, cost
         start_prev2, start_prev = start_prev, start
-    flat = d_prev.reshape(n_cand, -1)
+    flat = final_d.reshape(n_cand, -1)
     best = flat.argmin(axis=1)
     results = []
     for c in range(n_cand):
+        if voiced_frames[c] == 0:
+            results.append(Alignment(0.0, 0.0, 0, 0, None))
+            continue
         k, end = divmod(int(best[c]), m)
         total = float(flat[c, best[c]])
-        score = max(0.0, 1.0 - total / voiced_frames) if total < _INF / 2 else 0.0
-        path = _backtrack(moves[:, c, k], end) if moves is not None else None
-        results.append(Alignment(score, float(keys[c, k]), int(start_prev[c, k, end]), end, path))
+        score = max(0.0, 1.0 - total / int(voiced_frames[c])) if total < _INF / 2 else 0.0
+        path = _backtrack(moves[:lengths[c], c, k], end) if moves is not None else None
+        results.append(Alignment(score, float(keys[c, k]), int(final_start[c, k, end]), end, path))
     return results
 
 

@@ -128,28 +128,28 @@ def align_candidates(line: np.ndarray, found: list[sl.Candidate], catalogue: "Ca
     best first.
 
     The query is resampled to each candidate's voted tempo, then aligned with the song
-    around where the votes place it, under keys near the voted one."""
-    ranked = []
-    most_votes = max((c.votes for c in found), default=0.0)
+    around where the votes place it, under keys near the voted one (all candidates in one
+    vectorised pass)."""
+    if not found:
+        return []
+    most_votes = max(c.votes for c in found)
     weight = config.vote_weight
 
     def mixed(score: float, votes: float) -> float:
         share = votes / most_votes if most_votes > 0 else 0.0
         return (score + weight * share) / (1.0 + weight)
 
-    for scale in sorted({c.scale for c in found}):
-        group = [c for c in found if c.scale == scale]
-        query = at_scale(line, scale)
-        stretches, keys, firsts = [], [], []
-        for c in group:
-            song_line = catalogue.melody(c.row)
-            first, last = stretch_bounds(c, line.size, song_line.size, config)
-            stretches.append(song_line[first:last])
-            keys.append(c.key_semitones + np.asarray(config.key_steps))
-            firsts.append(first)
-        aligned = al.align(query, stretches, np.array(keys))
-        ranked += [Candidate(c.row, mixed(a.score, c.votes), first + a.start, a.key_semitones, c.votes)
-                   for c, a, first in zip(group, aligned, firsts)]
+    queries, stretches, keys, firsts = [], [], [], []
+    for c in found:
+        song_line = catalogue.melody(c.row)
+        first, last = stretch_bounds(c, line.size, song_line.size, config)
+        queries.append(at_scale(line, c.scale))
+        stretches.append(song_line[first:last])
+        keys.append(c.key_semitones + np.asarray(config.key_steps))
+        firsts.append(first)
+    aligned = al.align(queries, stretches, np.array(keys).reshape(len(found), -1))  # one pass for all
+    ranked = [Candidate(c.row, mixed(a.score, c.votes), first + a.start, a.key_semitones, c.votes)
+              for c, a, first in zip(found, aligned, firsts)]
     return sorted(ranked, key=lambda c: (-c.score, c.song))
 
 

@@ -42,6 +42,24 @@ def test_alignment_of_a_silent_query_scores_zero():
     assert al.align(np.zeros(30, np.float32), [tune(10)], np.zeros((1, 1)))[0].score == 0.0
 
 
+def test_candidates_with_their_own_queries_align_in_one_pass_as_they_would_alone():
+    """The matcher aligns every candidate at once, each with the query at its own tempo:
+    the same scores, keys, places and paths as one call per candidate."""
+    song, other = tune(80, seed=1), tune(60, seed=2)
+    slow = np.repeat(song[120:200], 5)[::4] + 2.0  # 25% slower, 2 semitones up
+    fast = song[100:180][::2].copy()  # twice as fast, a different passage
+    silent = np.zeros(40, np.float32)
+    queries, stretches = [slow, fast, silent, slow], [song, song, other, other[:50]]
+    keys = np.array([[-2.0, 0.0], [0.0, 0.5], [0.0, 1.0], [-2.0, 0.0]])
+    together = al.align(queries, stretches, keys, with_path=True)
+    for q, s, k, one in zip(queries, stretches, keys, together):
+        alone = al.align(q, [s], k[None], with_path=True)[0]
+        assert (one.score, one.key_semitones, one.start, one.end) == (alone.score, alone.key_semitones,
+                                                                      alone.start, alone.end)
+        assert (one.path is None and alone.path is None) or np.array_equal(one.path, alone.path)
+    assert together[0].score > 0.95 and together[2].score == 0.0
+
+
 def test_shortlist_votes_for_consistent_placements():
     config = sl.ShortlistConfig()
     embedder = em.Embedder(assets.default_model_dir() / "embedder.npz")

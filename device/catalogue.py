@@ -317,11 +317,11 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
                 infos.append(SongInfo(song_id, title, artist, first, int(code.size), duration_s))
                 first += int(code.size)
         layout = config.layout(item)
-        arrays, order = vi.build(_mapped(vectors_path, item, embedder.dim), layout)
+        arrays, order = vi.build(RowFile(vectors_path, item, embedder.dim), layout)
         vi.write(tmp / INDEX_FILE, arrays)
         del arrays
         vectors_path.unlink()
-        _rows_to_npy(_mapped(rows_path, item, 3)[order], tmp / WINDOWS_FILE)
+        _rows_to_npy(RowFile(rows_path, item, 3)[order], tmp / WINDOWS_FILE)
         rows_path.unlink()
         shutil.copyfile(model_path, tmp / MODEL_FILE)
         shutil.copyfile(embedder_path, tmp / EMBEDDER_FILE)
@@ -397,11 +397,35 @@ def shortlist_embedder(model_dir_manifest: dict, directory: Path) -> tuple[Path,
     return path, embedder
 
 
-def _mapped(raw: Path, n_rows: int, width: int) -> np.ndarray:
-    """float32 (n_rows, width) of a raw file, memory-mapped (an empty array for no rows)."""
-    if not n_rows:
-        return np.zeros((0, width), np.float32)
-    return np.memmap(raw, dtype=np.float32, mode="r", shape=(n_rows, width))
+class RowFile:
+    """float32 rows of a raw file, read when asked for (not memory-mapped, so what was read
+    does not stay in the process's memory): a slice reads its rows, indices (in any order)
+    read the file chunk by chunk and keep theirs."""
+
+    CHUNK_ROWS = 65_536
+
+    def __init__(self, path: Path, n_rows: int, width: int):
+        self.path, self.shape = Path(path), (n_rows, width)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _read(self, first: int, count: int) -> np.ndarray:
+        width = self.shape[1]
+        rows = np.fromfile(self.path, dtype=np.float32, count=count * width, offset=first * width * 4)
+        return rows.reshape(-1, width)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        if isinstance(rows, slice):
+            first, stop, _ = rows.indices(self.shape[0])
+            return self._read(first, max(stop - first, 0))
+        rows = np.asarray(rows, np.int64)
+        out = np.empty((rows.size, self.shape[1]), np.float32)
+        for first in range(0, self.shape[0], self.CHUNK_ROWS):
+            at = np.flatnonzero((rows >= first) & (rows < first + self.CHUNK_ROWS))
+            if at.size:
+                out[at] = self._read(first, self.CHUNK_ROWS)[rows[at] - first]
+        return out
 
 
 def _rows_to_npy(rows: np.ndarray, out: Path) -> None:

@@ -106,7 +106,8 @@ def build(vectors: np.ndarray, layout: Layout) -> tuple[dict[str, np.ndarray], n
     """Trains and fills an index of `vectors`, one core, deterministic.
 
     Args:
-        vectors: float32 (n, dim) unit rows (a memory map is read in chunks).
+        vectors: float32 (n, dim) unit rows: an array, or anything with `shape` that returns
+            rows for a slice and for an index array (catalogue.RowFile reads a file so).
 
     Returns:
         (the four ARRAYS, order int64 (n,): the row of `vectors` stored as each item).
@@ -132,13 +133,17 @@ def build(vectors: np.ndarray, layout: Layout) -> tuple[dict[str, np.ndarray], n
     index.train(np.ascontiguousarray(vectors[chosen], np.float32))
     for first in range(0, n, ADD_CHUNK):
         index.add(np.ascontiguousarray(vectors[first:first + ADD_CHUNK], np.float32))
-    cells = [get_invlist(index.invlists, cell) for cell in range(layout.n_lists)]
+    sizes = np.array([index.invlists.list_size(cell) for cell in range(layout.n_lists)], np.int64)
+    codes, order, first = np.empty((n, layout.code_size), np.uint8), np.empty(n, np.int64), 0
+    for cell in np.flatnonzero(sizes):  # one cell at a time: the index and the arrays, no third copy
+        ids, cell_codes = get_invlist(index.invlists, int(cell))
+        codes[first:first + ids.size], order[first:first + ids.size] = cell_codes.reshape(ids.size, -1), ids
+        first += ids.size
     arrays = {"centroids": quantizer.reconstruct_n(0, layout.n_lists).astype(np.float32),
               "codebooks": faiss.vector_to_array(index.pq.centroids).astype(np.float32).reshape(
                   layout.pq_m, n_codes, dim // layout.pq_m),
-              "list_sizes": np.array([ids.size for ids, _ in cells], np.int64),
-              "codes": np.concatenate([codes.reshape(-1, layout.code_size) for _, codes in cells])}
-    return arrays, np.concatenate([ids for ids, _ in cells]).astype(np.int64)
+              "list_sizes": sizes, "codes": codes}
+    return arrays, order
 
 
 def write(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -99,3 +99,17 @@ def test_odd_headers_and_compressed_members_are_refused(tmp_path, case):
 def test_more_cells_are_searched_as_the_catalogue_grows_within_bounds():
     from device.catalogue import IndexConfig
     assert [IndexConfig.n_probe(n) for n in (1, 8, 1024, 2048, 4096, 8192, 2 ** 20)] == [1, 8, 16, 16, 32, 64, 64]
+
+
+def test_a_row_file_reads_slices_and_rows_in_any_order_as_the_array(tmp_path):
+    from device.catalogue import RowFile
+    rows = unit_rows(1000)
+    rows.tofile(tmp_path / "rows.raw")
+    reader = RowFile(tmp_path / "rows.raw", 1000, 32)
+    reader.CHUNK_ROWS = 64  # several chunks
+    order = np.random.default_rng(3).permutation(1000)
+    assert np.array_equal(reader[order], rows[order]) and np.array_equal(reader[10:250], rows[10:250])
+    assert reader[np.zeros(0, np.int64)].shape == (0, 32) and len(reader) == 1000
+    arrays, stored = vi.build(reader, vi.Layout.for_items(1000, 16, 3.0))
+    again, stored_again = vi.build(rows, vi.Layout.for_items(1000, 16, 3.0))
+    assert np.array_equal(stored, stored_again) and all(np.array_equal(arrays[k], again[k]) for k in vi.ARRAYS)

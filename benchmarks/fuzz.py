@@ -210,9 +210,7 @@ def mutate_index(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
         value = value if info.min <= value <= info.max else info.max
     flat[at] = value
     out = io.BytesIO()
-    with tempfile.TemporaryDirectory() as tmp:
-        vi.write(Path(tmp) / "index.npz", arrays)
-        out.write((Path(tmp) / "index.npz").read_bytes())
+    vi.write(out, arrays)
     return out.getvalue(), f"{name}[{at}] = {value}"
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import shutil
-import tokenize
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -40,9 +39,6 @@ MODEL_FILE = "model.tflite"
 EMBEDDER_FILE = "embedder.npz"
 SONG_COLUMNS = ("song_id", "title", "artist", "first_frame", "n_frames", "duration_s")
 MAX_FIELD_CHARS = 4096  # per songs.csv field
-NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-
-
 @dataclasses.dataclass(frozen=True)
 class IndexConfig:
     """How catalogue melodies are windowed and indexed.
@@ -247,12 +243,9 @@ def read_windows(path: Path, n_items: int, songs: list[SongInfo]) -> np.ndarray:
     before use."""
     try:
         with open(path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            if version not in NPY_HEADERS:
-                raise ValueError(f"npy version {version} is not one numpy.save writes")
-            shape, fortran, dtype = NPY_HEADERS[version](handle)
+            shape, fortran, dtype = mf.npy_header(handle)
             offset = handle.tell()
-    except (OSError, ValueError, TypeError, SyntaxError, tokenize.TokenError, RecursionError, MemoryError) as exc:
+    except mf.NPY_ERRORS as exc:
         raise mf.ManifestError(f"{path}: unreadable windows ({mf.one_line(exc)[:200]})") from exc
     if shape != (n_items, 3) or fortran or dtype != np.dtype("<f4") \
             or path.stat().st_size != offset + n_items * 12:
@@ -321,7 +314,7 @@ def write_catalogue(out_dir: Path, model_dir_manifest: dict, model_path: Path,
         vi.write(tmp / INDEX_FILE, arrays)
         del arrays
         vectors_path.unlink()
-        _rows_to_npy(RowFile(rows_path, item, 3)[order], tmp / WINDOWS_FILE)
+        np.save(tmp / WINDOWS_FILE, RowFile(rows_path, item, 3)[order])  # npy 1.0, as read_windows reads it
         rows_path.unlink()
         shutil.copyfile(model_path, tmp / MODEL_FILE)
         shutil.copyfile(embedder_path, tmp / EMBEDDER_FILE)
@@ -427,8 +420,3 @@ class RowFile:
                 out[at] = self._read(first, self.CHUNK_ROWS)[rows[at] - first]
         return out
 
-
-def _rows_to_npy(rows: np.ndarray, out: Path) -> None:
-    """windows.npy: float32 (n, 3) in npy format 1.0, as read_windows expects it."""
-    with open(out, "wb") as handle:
-        np.lib.format.write_array(handle, np.ascontiguousarray(rows, np.float32), version=(1, 0))

@@ -16,7 +16,11 @@ import json
 import math
 import os
 import re
+import tokenize
 from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
 
 from device.frontend import FrontendConfig
 
@@ -26,10 +30,22 @@ CATALOGUE_FORMAT = "hum-search-catalogue/4"  # 4: IVF-PQ index; 3: learned vecto
 CATALOGUE_FORMAT_PREFIX = "hum-search-catalogue/"  # every version this tool ever wrote
 MAX_MANIFEST_BYTES = 1 << 20  # ours are about 4 KB
 MAX_DEPTH = 32  # nesting of JSON containers; ours reach 5
+# what reading a damaged npy header raises (numpy parses the header with tokenize and ast)
+NPY_ERRORS = (OSError, ValueError, TypeError, SyntaxError, tokenize.TokenError, RecursionError, MemoryError)
 
 
 class ManifestError(Exception):
     """Assets that are missing, corrupt or inconsistent with this runtime (one-line message)."""
+
+
+def npy_header(handle: BinaryIO) -> tuple[tuple, bool, np.dtype]:
+    """(shape, Fortran order, dtype) of the npy array at `handle`, in the versions numpy.save
+    writes (1.0 and 2.0), leaving the handle at its data; raises one of NPY_ERRORS."""
+    version = np.lib.format.read_magic(handle)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"npy version {version} is not one numpy.save writes")
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return read(handle)
 
 
 def one_line(text: object) -> str:

@@ -147,7 +147,7 @@ def align_candidates(line: np.ndarray, found: list[sl.Candidate], catalogue: "Ca
         stretches.append(song_line[first:last])
         keys.append(c.key_semitones + np.asarray(config.key_steps))
         firsts.append(first)
-    aligned = al.align(queries, stretches, np.array(keys).reshape(len(found), -1))  # one pass for all
+    aligned = al.align(queries, stretches, np.array(keys))  # one pass for all
     ranked = [Candidate(c.row, mixed(a.score, c.votes), first + a.start, a.key_semitones, c.votes)
               for c, a, first in zip(found, aligned, firsts)]
     return sorted(ranked, key=lambda c: (-c.score, c.song))

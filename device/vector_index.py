@@ -15,11 +15,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import struct
-import tokenize
 import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+
+from device import manifest as mf
 
 ARRAYS = ("centroids", "codebooks", "list_sizes", "codes")
 SEED = 1234  # k-means, and the sample it trains on: the same vectors give the same index
@@ -84,7 +86,7 @@ class VectorIndex:
                                        faiss.swig_ptr(np.ascontiguousarray(codes[first:last])))
         index.ntotal = codes.shape[0]
         self._quantizer, self._index = quantizer, index  # the index refers to its quantizer
-        self.n_items, self.n_lists, self.dim = int(codes.shape[0]), int(n_lists), int(dim)
+        self.n_items, self.n_lists = int(codes.shape[0]), int(n_lists)
 
     def search(self, vectors: np.ndarray, neighbours: int, n_probe: int) -> tuple[np.ndarray, np.ndarray]:
         """The nearest items of each vector.
@@ -146,10 +148,11 @@ def build(vectors: np.ndarray, layout: Layout) -> tuple[dict[str, np.ndarray], n
     return arrays, order
 
 
-def write(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """index.npz, as numpy.savez lays it out but byte for byte the same for the same arrays
-    (no time stamps), so that an unchanged catalogue keeps its checksums."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+def write(out: Path | BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    """index.npz (to a path or a binary file), as numpy.savez lays it out but byte for byte
+    the same for the same arrays (no time stamps), so that an unchanged catalogue keeps its
+    checksums."""
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
         for name in ARRAYS:
             member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             with archive.open(member, "w", force_zip64=True) as handle:
@@ -176,21 +179,17 @@ def read(path: Path, layout: Layout, dim: int, n_items: int) -> dict[str, np.nda
             if any(info.compress_type != zipfile.ZIP_STORED for info in archive.infolist()):
                 raise ValueError("compressed arrays (the writer stores them as they are)")
             for name, (shape, dtype) in expected.items():
+                n_bytes = math.prod(shape) * np.dtype(dtype).itemsize
                 with archive.open(f"{name}.npy") as handle:
-                    version = np.lib.format.read_magic(handle)
-                    if version not in ((1, 0), (2, 0)):
-                        raise ValueError(f"{name}: npy version {version}")
-                    header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                              else np.lib.format.read_array_header_2_0)(handle)
+                    header = mf.npy_header(handle)
                     if header != (shape, False, np.dtype(dtype)):
                         raise ValueError(f"{name} is {header[1] and 'Fortran ' or ''}{header[2]} {header[0]}, "
                                          f"the manifest makes it {np.dtype(dtype)} {shape}")
-                    data = handle.read(math.prod(shape) * np.dtype(dtype).itemsize + 1)
-                if len(data) != math.prod(shape) * np.dtype(dtype).itemsize:
-                    raise ValueError(f"{name} holds {len(data)} bytes of data, not {math.prod(shape) * np.dtype(dtype).itemsize}")
+                    data = handle.read(n_bytes + 1)
+                if len(data) != n_bytes:
+                    raise ValueError(f"{name} holds {len(data)} bytes of data, not {n_bytes}")
                 arrays[name] = np.frombuffer(data, dtype).reshape(shape)
-    except (OSError, ValueError, TypeError, SyntaxError, tokenize.TokenError, struct.error, zipfile.BadZipFile,
-            EOFError, RecursionError, MemoryError, NotImplementedError) as exc:
+    except mf.NPY_ERRORS + (struct.error, zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
         raise IndexFileError(f"{path}: unreadable index ({' '.join(str(exc).split())[:200]})") from exc
     if not (np.isfinite(arrays["centroids"]).all() and np.isfinite(arrays["codebooks"]).all()):
         raise IndexFileError(f"{path}: centroids or codebooks that are not finite")

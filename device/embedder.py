@@ -110,8 +110,9 @@ class Embedder:
         conv = sum(layer.kernel.size for layer in self.layers) * window_frames
         return int(conv + self.dense.size)
 
-    def embed(self, x: np.ndarray, batch: int = 256) -> np.ndarray:
-        """float32 (B, dim) unit vectors of float32 (B, W, CHANNELS) features."""
+    def embed(self, x: np.ndarray, batch: int = 32) -> np.ndarray:
+        """float32 (B, dim) unit vectors of float32 (B, W, CHANNELS) features, `batch` rows
+        at a time (32: the layers' temporaries stay near 1 MB, and in cache)."""
         out = np.zeros((x.shape[0], self.dim), dtype=np.float32)
         for s in range(0, x.shape[0], batch):
             out[s:s + batch] = self._embed(x[s:s + batch])

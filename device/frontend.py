@@ -13,6 +13,8 @@ import functools
 
 import numpy as np
 
+FFT_CHUNK_FRAMES = 128  # frames transformed at a time: about 3 MB of FFTs, whatever the input
+
 
 @dataclasses.dataclass(frozen=True)
 class FrontendConfig:
@@ -99,10 +101,10 @@ def log_spectrogram(audio: np.ndarray, config: FrontendConfig) -> np.ndarray:
         audio, config.frame_length_samples)[::config.hop_length_samples][:count]
     out = np.empty((count, config.n_bins), dtype=np.float32)
     window, bank = _hann(config.frame_length_samples), _filterbank(config)
-    for start in range(0, count, 512):  # bounded memory: about 12 MB of FFTs at a time
-        chunk = frames[start:start + 512] * window
+    for start in range(0, count, FFT_CHUNK_FRAMES):
+        chunk = frames[start:start + FFT_CHUNK_FRAMES] * window
         magnitude = np.abs(np.fft.rfft(chunk, axis=1)).astype(np.float32)
-        out[start:start + 512] = magnitude @ bank
+        out[start:start + FFT_CHUNK_FRAMES] = magnitude @ bank
     return (20.0 * np.log10(np.maximum(out, 1e-6))).astype(np.float32)
 
 

@@ -146,11 +146,46 @@ def test_a_widened_model_computes_what_the_narrow_one_did_then_trains_on(pairs_d
         widen.main(["--init", str(tmp_path / "narrow" / "best.keras"), "--channels", "7,6,5", "--out", str(out)])
 
 
+def test_context_blocks_start_neutral_from_a_model_without_them_then_train(pairs_dir, tmp_path):
+    """A model with context blocks given a trained model's weights computes what it did,
+    trains on from there, and is read by the device as any other."""
+    import keras
+    from converter.convert import convert
+    from training.config import override
+    from training.model import build_model, load_weights_from
+    from training.train import run
+    plain_config = override(TrainConfig.smoke(), ["epochs=1"])
+    run(pairs_dir, tmp_path / "plain", DataConfig.smoke(), plain_config)
+    x = SalienceBatches(pair_shards.load([pairs_dir / "shard_00000.pkl"]), [], plain_config,
+                        FRONTEND, 1, seed=5)[0][0]
+    plain = keras.models.load_model(tmp_path / "plain" / "best.keras", compile=False)
+    context_config = override(plain_config, ["context_dilations=2,6"])
+    context = build_model(FRONTEND, context_config)
+    assert context.count_params() > plain.count_params()
+    load_weights_from(context, plain)
+    np.testing.assert_allclose(context.predict(x, verbose=0), plain.predict(x, verbose=0), atol=1e-6)
+    with pytest.raises(ValueError, match="trunks differ"):
+        load_weights_from(build_model(FRONTEND, override(plain_config, ["channels=5,4,4"])), plain)
+    metrics = run(pairs_dir, tmp_path / "context", DataConfig.smoke(), context_config,
+                  init=tmp_path / "plain" / "best.keras")
+    assert np.isfinite(metrics["loss"])
+    trained = keras.models.load_model(tmp_path / "context" / "best.keras", compile=False)
+    assert not np.allclose(trained.predict(x, verbose=0), plain.predict(x, verbose=0), atol=1e-4)
+    with pytest.raises(ValueError, match="does not have"):  # its blocks cannot go into a plain model
+        load_weights_from(plain, trained)
+    convert(tmp_path / "context", pairs_dir, tmp_path / "model")
+    int8 = MelodyModel(tmp_path / "model" / "model.tflite").salience(x)
+    reference = keras.ops.convert_to_numpy(trained(x))
+    assert int8.shape == reference.shape and np.abs(int8 - reference).mean() < 0.02
+
+
 def test_overrides_set_fields_and_reject_what_is_not_a_field():
     from training.config import override
     config = override(TrainConfig.smoke(), ["epochs=4", "tempo_range=0.9,1.1", "channels=2,2,2"])
     assert (config.epochs, config.tempo_range, config.channels) == (4, (0.9, 1.1), (2, 2, 2))
     assert override(config, []) == config
+    assert override(config, ["context_dilations=4,12"]).context_dilations == (4, 12)
+    assert override(config, ["context_dilations="]).context_dilations == ()
     for bad in (["epoch=4"], ["epochs"]):
         with pytest.raises(ValueError, match="NAME=VALUE"):
             override(config, bad)

@@ -83,6 +83,8 @@ class TrainConfig:
         time_stride: input frames per salience frame (the first convolution's stride).
         pitch_shift_bins: windows are transposed by up to this many bins (the target moves
             with them).
+        context_dilations: one residual context block after the trunk per entry, reading
+            the salience frames this far either side (training.model); () for none.
     """
 
     name: str = "default"
@@ -99,6 +101,7 @@ class TrainConfig:
     tempo_range: tuple[float, float] = (0.75, 1.33)
     pitch_shift_bins: int = 8
     time_stride: int = 2
+    context_dilations: tuple[int, ...] = ()
 
     @staticmethod
     def default() -> "TrainConfig":
@@ -120,8 +123,9 @@ def override(train: TrainConfig, settings: list[str]) -> TrainConfig:
         if not sep or name not in fields:
             raise ValueError(f"{setting!r}: expected NAME=VALUE with NAME one of {', '.join(fields)}")
         current = getattr(train, name)
-        if isinstance(current, tuple):
-            changes[name] = tuple(type(current[0])(v) for v in value.split(","))
+        if isinstance(current, tuple):  # an empty default holds integers (context_dilations)
+            kind = type(current[0]) if current else int
+            changes[name] = tuple(kind(v) for v in value.split(",") if v)
         else:
             changes[name] = type(current)(value)
     return dataclasses.replace(train, **changes)
@@ -139,5 +143,6 @@ def save(path: Path, data: DataConfig, train: TrainConfig, init: Path | None = N
 def load(path: Path) -> tuple[DataConfig, TrainConfig, str | None]:
     raw = json.loads(Path(path).read_text())
     train = dict(raw["train"], channels=tuple(raw["train"]["channels"]),
-                 tempo_range=tuple(raw["train"]["tempo_range"]))
+                 tempo_range=tuple(raw["train"]["tempo_range"]),
+                 context_dilations=tuple(raw["train"].get("context_dilations", ())))
     return DataConfig(**raw["data"]), TrainConfig(**train), raw.get("init")

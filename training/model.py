@@ -37,6 +37,18 @@ def _conv(x, channels: int, kernel: tuple[int, int], dilation: tuple[int, int] =
     return layers.ReLU()(x)
 
 
+def _context_block(x, channels: int, dilation: int, name: str):
+    """x plus a correction read across `dilation` salience frames either side; the
+    correction's last convolution starts at zero, so a new block changes nothing until
+    trained (training.train --init starts it from a model without context)."""
+    y = layers.Conv2D(channels, (3, 3), dilation_rate=(dilation, 1), padding="same",
+                      use_bias=False, name=f"{name}_conv")(x)
+    y = layers.BatchNormalization(name=f"{name}_norm")(y)
+    y = layers.ReLU(name=f"{name}_relu")(y)
+    y = layers.Conv2D(x.shape[-1], (1, 1), kernel_initializer="zeros", name=f"{name}_out")(y)
+    return layers.Add(name=f"{name}_add")([x, y])
+
+
 def build_model(frontend: FrontendConfig, config: TrainConfig) -> keras.Model:
     """Harmonically stacked input, a fully convolutional trunk, a sigmoid salience map.
 
@@ -45,7 +57,9 @@ def build_model(frontend: FrontendConfig, config: TrainConfig) -> keras.Model:
     config.time_stride: the probability that the melody sounds within half a bin of each
     bin's pitch, at every s-th input frame (salience frame j is centred on input frame j * s).
 
-    The receptive field spans about 2 s (dilated convolutions in time) and, through the
+    The receptive field spans about 2 s (dilated convolutions in time), and a frame more
+    for each context block (config.context_dilations, in salience frames), so that a held
+    note is still read as the lead where the backing's fresh attacks cover it; through the
     harmonic stack and an octave-wide convolution, several octaves, so the trunk can tell
     the lead from the chords beneath it. Every layer is a convolution: the cost is linear
     in the window and the output keeps the input's time and pitch axes.
@@ -61,6 +75,29 @@ def build_model(frontend: FrontendConfig, config: TrainConfig) -> keras.Model:
     x = _conv(x, c[1], (3, 3), (4, 1))
     x = _conv(x, c[2], (1, 12 * frontend.bins_per_semitone + 1))  # one octave wide
     x = _conv(x, c[1], (5, 3), (8, 1))
+    for k, d in enumerate(config.context_dilations):
+        x = _context_block(x, c[2], d, f"context_{k}")
     x = layers.Conv2D(1, (3, 3), padding="same", activation="sigmoid")(x)
     outputs = layers.Reshape((frontend.window_frames // s, frontend.n_bins), name="salience")(x)
     return keras.Model(inputs, outputs, name="melody_salience")
+
+
+def load_weights_from(model: keras.Model, source: keras.Model) -> None:
+    """Gives `model` the weights of `source`, a model of build_model with the same trunk:
+    layer by layer in order, context blocks by name, so that a model with context blocks
+    starts from one without (its new blocks keep their initial, neutral weights).
+    ValueError if the trunks differ."""
+    def trunk(m):
+        return [layer for layer in m.layers if layer.weights and not layer.name.startswith("context_")]
+    ours, theirs = trunk(model), trunk(source)
+    shapes = [[tuple(w.shape) for w in layer.weights] for layer in ours]
+    if shapes != [[tuple(w.shape) for w in layer.weights] for layer in theirs]:
+        raise ValueError("the two models' trunks differ (channels, stride or layers)")
+    for own, other in zip(ours, theirs):
+        own.set_weights(other.get_weights())
+    names = {layer.name for layer in model.layers}
+    for layer in source.layers:
+        if layer.name.startswith("context_") and layer.weights:
+            if layer.name not in names:
+                raise ValueError(f"{layer.name}: a context block this model does not have")
+            model.get_layer(layer.name).set_weights(layer.get_weights())

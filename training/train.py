@@ -34,7 +34,7 @@ from device.melody import MelodyConfig
 from training import config as cfg
 from training import mir1k, pair_shards
 from training.salience import SalienceBatches
-from training.model import build_model
+from training.model import build_model, load_weights_from
 
 
 def split_by_song(songs: list[pair_shards.SongPairs], fraction: float, seed: int, min_songs: int):
@@ -79,8 +79,9 @@ def run(pairs_dir: Path, run_dir: Path, data: cfg.DataConfig, train: cfg.TrainCo
     Args:
         shared_data: if given, mir1k-dev's training singers join the training windows.
         callbacks: extra Keras callbacks, after the run's own (backup, checkpoint, logs).
-        init: a .keras file of an earlier run with the same architecture to start from
-            (its weights only; the schedule starts afresh). Recorded in config.json.
+        init: a .keras file of an earlier run with the same trunk to start from (its
+            weights only, training.model.load_weights_from: context blocks it lacks start
+            neutral; the schedule starts afresh). Recorded in config.json.
     """
     MelodyConfig.pool_for(train.time_stride)  # a stride the device can read: refused before training
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +102,7 @@ def run(pairs_dir: Path, run_dir: Path, data: cfg.DataConfig, train: cfg.TrainCo
                                   train.seed + 1, fixed=True)
     model = build_model(frontend, train)
     if init is not None:
-        model.set_weights(keras.models.load_model(init, compile=False).get_weights())
+        load_weights_from(model, keras.models.load_model(init, compile=False))
     compile_model(model, train)
     own = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),

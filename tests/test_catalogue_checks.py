@@ -221,11 +221,11 @@ def test_a_model_with_a_damaged_zero_point_is_one_line_not_a_traceback(tone_cata
 
 
 def test_a_model_that_aborts_the_interpreter_is_one_line_not_a_dead_process(tone_catalogue, tmp_path):
-    # found by zeroing random stretches of the shipped model c524427c (benchmarks.fuzz found
-    # the first such case in ae1251b8): 16 bytes zeroed from offset 48,242 make a kernel
-    # abort (SIGABRT) at the first run
+    # found by zeroing 16-byte stretches of the shipped model 5f65e0f3 in turn from offset
+    # 50,000 (benchmarks.fuzz found the first such case in ae1251b8; c524427c's was at
+    # 48,242): 16 bytes zeroed from offset 66,016 make a kernel abort (SIGABRT) at the first run
     catalogue = damaged(tone_catalogue, tmp_path, "model.tflite",
-                        lambda raw: raw[:48_242] + bytes(16) + raw[48_242 + 16:])
+                        lambda raw: raw[:66_016] + bytes(16) + raw[66_016 + 16:])
     for command in (["info"], ["identify", str(sorted(assets.demo_dir().glob("*.wav"))[0])]):
         run = subprocess.run([sys.executable, "-m", "device.cli", *command, "--index", str(catalogue)],
                              capture_output=True, text=True)

@@ -142,7 +142,6 @@ def save(path: Path, data: DataConfig, train: TrainConfig, init: Path | None = N
 
 def load(path: Path) -> tuple[DataConfig, TrainConfig, str | None]:
     raw = json.loads(Path(path).read_text())
-    train = dict(raw["train"], channels=tuple(raw["train"]["channels"]),
-                 tempo_range=tuple(raw["train"]["tempo_range"]),
-                 context_dilations=tuple(raw["train"].get("context_dilations", ())))
+    train = {name: tuple(value) if isinstance(value, list) else value  # JSON keeps tuples as lists
+             for name, value in raw["train"].items()}
     return DataConfig(**raw["data"]), TrainConfig(**train), raw.get("init")

@@ -57,9 +57,10 @@ def build_model(frontend: FrontendConfig, config: TrainConfig) -> keras.Model:
     config.time_stride: the probability that the melody sounds within half a bin of each
     bin's pitch, at every s-th input frame (salience frame j is centred on input frame j * s).
 
-    The receptive field spans about 2 s (dilated convolutions in time), and a frame more
-    for each context block (config.context_dilations, in salience frames), so that a held
-    note is still read as the lead where the backing's fresh attacks cover it; through the
+    The receptive field spans about 2 s (dilated convolutions in time), plus d salience
+    frames either side for each context block of dilation d (config.context_dilations), so
+    that a held note is still read as the lead where the backing's fresh attacks cover it;
+    through the
     harmonic stack and an octave-wide convolution, several octaves, so the trunk can tell
     the lead from the chords beneath it. Every layer is a convolution: the cost is linear
     in the window and the output keeps the input's time and pitch axes.

@@ -60,10 +60,9 @@ def build_model(frontend: FrontendConfig, config: TrainConfig) -> keras.Model:
     The receptive field spans about 2 s (dilated convolutions in time), plus d salience
     frames either side for each context block of dilation d (config.context_dilations), so
     that a held note is still read as the lead where the backing's fresh attacks cover it;
-    through the
-    harmonic stack and an octave-wide convolution, several octaves, so the trunk can tell
-    the lead from the chords beneath it. Every layer is a convolution: the cost is linear
-    in the window and the output keeps the input's time and pitch axes.
+    through the harmonic stack and an octave-wide convolution, several octaves, so the
+    trunk can tell the lead from the chords beneath it. Every layer is a convolution: the
+    cost is linear in the window and the output keeps the input's time and pitch axes.
     """
     c = config.channels
     inputs = keras.Input((frontend.window_frames, frontend.n_bins), name="spectrogram")

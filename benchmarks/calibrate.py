@@ -1,4 +1,4 @@
-"""Chooses the matcher's no-match thresholds on queries that are neither test songs nor mir1k.
+"""Chooses the matcher's decision rule on queries that are neither test songs nor mir1k.
 
     python -m benchmarks.calibrate --shared-data ../shared/data --out benchmarks/results
     python -m benchmarks.calibrate --rows benchmarks/results/calibration.csv --out ... --max-false-accepts 0.005
@@ -7,19 +7,26 @@
 In-catalogue queries: hums of catalogue songs that were used in training (the held-out
 test songs stay untouched). Out-of-catalogue queries: hums of Nottingham tunes (never in
 the catalogue), noise, and speech (espeak-ng readings, other seeds than
-benchmarks.false_accepts'; skipped with a note when espeak-ng is missing). For each query
-the best and runner-up scores are recorded; the summary gives, for a grid of (min_score, min_margin), the share of in-catalogue
-queries correctly matched and of out-of-catalogue queries falsely accepted (all together
-and for each source: hums, noise, speech), and the pair that maximises correct matches
-with at most --max-false-accepts false accepts overall and from every source alone, so
-that a source with few queries cannot hide behind the others. Speech gets as many
-queries as the hums by default (--speech): 50 readings once let through thresholds that
-accepted 4 of the scorecard's 100. --rows chooses again from an earlier run's
-calibration.csv (the same model's queries), e.g. for another --max-false-accepts, in a
-second instead of twenty minutes; given several times, it chooses from the runs together
-(other --seed values: more queries). At 1% of a few hundred queries a false accept or two
-decides: 350 hums of each kind and 300 speech readings of two seeds showed the 0.73 / 0.095
-chosen from one seed's 150 accepting 1.4% (speech 2%).
+benchmarks.false_accepts'; skipped with a note when espeak-ng is missing). Each query's
+row holds its best and runner-up scores and the decision's features (device.decision).
+
+Two rules are chosen, each to match the most in-catalogue queries right (minus wrong)
+while accepting at most --max-false-accepts of the out-of-catalogue queries, overall and
+from every source alone (so that a source with few queries cannot hide behind the
+others): thresholds on (min_score, min_margin), from a grid; and the evidence, a logistic
+regression of "the best song is the right one" on the features, cut where the budget
+allows. --rule says which one is written (default: the evidence, when every row has the
+features). Given several runs (--rows of other --seed values), the summary also says how
+each rule, fitted and cut on the other runs, does on each run in turn ("held_out"): at 1%
+of a few hundred queries a false accept or two decides, and out of sample a rule accepts
+more than in it (the thresholds chosen at 1% on two seeds accepted 0.58% on average and
+1.11% at worst on two others).
+
+Speech gets as many queries as the hums by default (--speech): 50 readings once let
+through thresholds that accepted 4 of the scorecard's 100. --rows chooses again from an
+earlier run's calibration.csv (the same model's queries), e.g. for another
+--max-false-accepts, in seconds instead of twenty minutes; given several times, it chooses
+from the runs together.
 
 A catalogue that holds tunes of benchmarks.distractors' pool (a large evaluation catalogue)
 may hold some of the Nottingham tunes too: the folk collections share reels and jigs. Such a
@@ -27,11 +34,11 @@ hum answered with its own tune is no false accept, so the outsiders whose tune t
 holds are left out (outsiders_held; listed in the summary), which needs --shared-data (and
 --pool-cache, to skip ten minutes of parsing) even with --rows.
 
-With --write, the chosen pair becomes the model's: it is stored in the "decision" section
+With --write, the chosen rule becomes the model's: it is stored in the "decision" section
 of the model section of the catalogue's manifest, and of each --model-dir manifest
 (`--write --model-dir assets/model`), where the runtime reads it (device.matcher.MatcherConfig.for_model).
-The thresholds belong to the model: a catalogue built later from that model directory
-inherits them.
+The rule belongs to the model: a catalogue built later from that model directory inherits
+it.
 """
 from __future__ import annotations
 
@@ -44,12 +51,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy import optimize
 
 from benchmarks import distractors, false_accepts
 from converter.package import catalogue_songs
 from device import assets
 from device import manifest as mf
 from device.catalogue import Catalogue
+from device.decision import FEATURES, Evidence
 from device.matcher import MatcherConfig
 from device.recognizer import Recognizer, RecognizerConfig
 from training import corpora
@@ -67,45 +76,111 @@ def store_decision(manifests: list[tuple[Path, dict]], decision: dict) -> None:
         mf.write(directory, manifest)
 
 
+def outcome(accept: np.ndarray, rows: list[dict]) -> dict:
+    """What accepting the rows where `accept` (bool (len(rows),)) is true gives: the shares
+    of in-catalogue queries matched right and wrong, the precision of the matches, and the
+    share of out-of-catalogue queries accepted, all together and by source."""
+    is_in = np.array([r["kind"] == "in" for r in rows])
+    correct = np.array([r["correct_top1"] for r in rows])
+    source = np.array([r["source"] for r in rows])
+    return {"correct_matches": float(np.mean(accept[is_in] & correct[is_in])),
+            "wrong_matches": float(np.mean(accept[is_in] & ~correct[is_in])),
+            "false_accepts": float(np.mean(accept[~is_in])),
+            "false_accepts_by_source": {s: float(np.mean(accept[~is_in & (source == s)]))
+                                        for s in sorted(set(source[~is_in]))},
+            "precision": float(np.sum(accept[is_in] & correct[is_in]) / max(np.sum(accept[is_in]), 1))}
+
+
 def threshold_grid(rows: list[dict]) -> list[dict]:
     """For each (min_score, min_margin) of a grid, what the rows' queries would get.
 
     rows: dicts with "kind" ("in" or "out" of the catalogue), "source" ("hum", "noise",
-    "speech"), "correct_top1", "best" and "runner_up" (scores). Each grid point gives the
-    shares of in-catalogue queries matched right and wrong, the precision of the matches,
-    and the share of out-of-catalogue queries accepted, all together and by source.
+    "speech"), "correct_top1", "best" and "runner_up" (scores). Each grid point holds its
+    thresholds, its outcome() and "strictness" (the thresholds: see choose).
     """
     best = np.array([r["best"] for r in rows])
-    margin = best - np.array([r["runner_up"] for r in rows])  # as device.matcher.decide measures it
-    is_in = np.array([r["kind"] == "in" for r in rows])
-    correct = np.array([r["correct_top1"] for r in rows])
-    source = np.array([r["source"] for r in rows])
-    out_sources = sorted(set(source[~is_in]))
+    margin = best - np.array([r["runner_up"] for r in rows])  # as device.decision measures it
     grid = []
     for min_score in np.arange(0.3, 1.0, 0.01):
         for min_margin in np.arange(0.0, 0.3, 0.005):
-            accept = (best >= min_score) & (margin >= min_margin)
-            grid.append({"min_score": round(float(min_score), 3), "min_margin": round(float(min_margin), 3),
-                         "correct_matches": float(np.mean(accept[is_in] & correct[is_in])),
-                         "wrong_matches": float(np.mean(accept[is_in] & ~correct[is_in])),
-                         "false_accepts": float(np.mean(accept[~is_in])),
-                         "false_accepts_by_source": {
-                             s: float(np.mean(accept[~is_in & (source == s)])) for s in out_sources},
-                         "precision": float(np.sum(accept[is_in] & correct[is_in])
-                                            / max(np.sum(accept[is_in]), 1))})
+            rule = {"min_score": round(float(min_score), 3), "min_margin": round(float(min_margin), 3)}
+            grid.append(rule | outcome((best >= min_score) & (margin >= min_margin), rows)
+                        | {"strictness": (rule["min_score"], rule["min_margin"])})
     return grid
+
+
+def feature_matrix(rows: list[dict]) -> np.ndarray:
+    """float64 (len(rows), len(FEATURES)): the decision's features of each row."""
+    return np.array([[r[f"feature_{f}"] for f in FEATURES] for r in rows], dtype=np.float64)
+
+
+def fit_evidence(rows: list[dict], l2: float = 1.0) -> Evidence:
+    """Logistic regression of "this query's best song is the right one" (in-catalogue and
+    correct) on the features of the rows that have candidates, with an L2 penalty `l2` on
+    the standardised weights; the bias is the regression's own (a probability of 0.5)."""
+    rows = [r for r in rows if r["feature_candidates"] > 0]
+    x = feature_matrix(rows)
+    y = np.array([r["kind"] == "in" and r["correct_top1"] for r in rows], dtype=np.float64)
+    mean, std = x.mean(axis=0), np.where(x.std(axis=0) > 1e-6, x.std(axis=0), 1.0)  # constant: weight 0
+    z = np.column_stack([(x - mean) / std, np.ones(len(rows))])
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        logits = z @ w
+        p = 1.0 / (1.0 + np.exp(-logits))
+        value = np.sum(np.logaddexp(0.0, logits) - y * logits) + 0.5 * l2 * np.sum(w[:-1] ** 2)
+        return value, z.T @ (p - y) + l2 * np.append(w[:-1], 0.0)
+
+    w = optimize.minimize(loss, np.zeros(z.shape[1]), jac=True, method="L-BFGS-B").x
+    weights = w[:-1] / std
+    return Evidence(tuple(float(v) for v in weights), float(w[-1] - np.dot(weights, mean)))
+
+
+def evidence_grid(rows: list[dict], evidence: Evidence) -> list[dict]:
+    """For each cut of `evidence` between the rows' values (accept a row with candidates
+    when its evidence exceeds the cut), the outcome() and the Evidence with the cut folded
+    into its bias; strictness: the cut."""
+    x = feature_matrix(rows)
+    values = x @ np.array(evidence.weights) + evidence.bias
+    has = x[:, FEATURES.index("candidates")] > 0
+    levels = np.unique(values[has])
+    cuts = np.concatenate([[levels[0] - 1.0], (levels[:-1] + levels[1:]) / 2, [levels[-1] + 1.0]])
+    return [{"evidence": Evidence(evidence.weights, evidence.bias - cut).to_dict()}
+            | outcome(has & (values >= cut), rows) | {"strictness": (float(cut),)} for cut in cuts]
 
 
 def choose(grid: list[dict], max_false_accepts: float) -> dict:
     """The grid point with the most right minus wrong matches among those accepting at most
     max_false_accepts of the out-of-catalogue queries, both all together and from each
-    source alone; among equals, the fewest false accepts, then the strictest thresholds
-    (highest min_score, then min_margin): they cost none of the measured matches and leave
-    the most room for out-of-catalogue input the calibration did not see."""
+    source alone; among equals, the fewest false accepts, then the strictest rule (highest
+    "strictness": for thresholds min_score, then min_margin): it costs none of the
+    measured matches and leaves the most room for out-of-catalogue input the calibration
+    did not see."""
     allowed = [g for g in grid if g["false_accepts"] <= max_false_accepts
                and max(g["false_accepts_by_source"].values(), default=0.0) <= max_false_accepts]
     return max(allowed, key=lambda g: (g["correct_matches"] - g["wrong_matches"], -g["false_accepts"],
-                                       g["min_score"], g["min_margin"]))
+                                       g["strictness"]))
+
+
+def held_out(rows: list[dict], rule: str, max_false_accepts: float) -> list[dict]:
+    """Each run (rows' "run") in turn: the rule ("thresholds" or "evidence") fitted and
+    chosen on the other runs' rows, and its outcome() on that run's: how the calibration
+    holds on queries it never saw."""
+    report = []
+    for run in sorted({r["run"] for r in rows}):
+        train = [r for r in rows if r["run"] != run]
+        test = [r for r in rows if r["run"] == run]
+        if rule == "thresholds":
+            chosen = choose(threshold_grid(train), max_false_accepts)
+            best = np.array([r["best"] for r in test])
+            accept = (best >= chosen["min_score"]) & (best - np.array([r["runner_up"] for r in test])
+                                                       >= chosen["min_margin"])
+        else:
+            chosen = choose(evidence_grid(train, fit_evidence(train)), max_false_accepts)
+            evidence = Evidence.from_dict(chosen["evidence"])
+            x = feature_matrix(test)
+            accept = (x[:, FEATURES.index("candidates")] > 0) & (x @ np.array(evidence.weights) + evidence.bias >= 0)
+        report.append({"run": run} | outcome(accept, test))
+    return report
 
 
 def outsiders_held(catalogue: Catalogue, songs: list[Song], outside: list[Song], shared_data: Path,
@@ -126,8 +201,9 @@ def outsiders_held(catalogue: Catalogue, songs: list[Song], outside: list[Song],
 
 def measure(recognizer: Recognizer, songs: list[Song], outside: list[Song], n_hums: int, n_noise: int,
             n_speech: int, seed: int) -> list[dict]:
-    """Identifies the calibration queries with no thresholds; one row per query (kind,
-    source, query, correct_top1, best, runner_up: see threshold_grid).
+    """Identifies the calibration queries; one row per query (kind, source, query,
+    correct_top1, best, runner_up: see threshold_grid; feature_NAME for each of the
+    decision's FEATURES).
 
     Args:
         songs: the default catalogue's songs (converter.package.catalogue_songs); hums of
@@ -145,7 +221,8 @@ def measure(recognizer: Recognizer, songs: list[Song], outside: list[Song], n_hu
         scores = [m.score for m in result.matches] + [0.0, 0.0]
         correct = bool(result.matches) and result.matches[0].song_id == song_id
         rows.append({"kind": kind, "source": source, "query": name, "correct_top1": correct,
-                     "best": scores[0], "runner_up": scores[1]})
+                     "best": scores[0], "runner_up": scores[1]}
+                    | {f"feature_{f}": round(float(v), 6) for f, v in zip(FEATURES, result.features)})
 
     for kind, pool in (("in", inside), ("out", outside)):
         for index in rng.permutation(len(pool))[:n_hums]:
@@ -171,8 +248,9 @@ def read_rows(path: Path) -> list[dict]:
         missing = {"kind", "source", "query", "correct_top1", "best", "runner_up"} - set(reader.fieldnames or ())
         if missing:
             raise ValueError(f"no {', '.join(sorted(missing))} column")
+        features = [f"feature_{f}" for f in FEATURES if f"feature_{f}" in (reader.fieldnames or ())]
         rows = [dict(r, correct_top1=r["correct_top1"] == "True", best=float(r["best"]),
-                     runner_up=float(r["runner_up"])) for r in reader]
+                     runner_up=float(r["runner_up"])) | {f: float(r[f]) for f in features} for r in reader]
     if not any(r["kind"] == "in" for r in rows) or not any(r["kind"] == "out" for r in rows):
         raise ValueError("it needs queries both in and out of the catalogue")
     return rows
@@ -195,8 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=Path, action="append",
                         help="choose from this earlier calibration.csv (of the same catalogue's model) "
                              "instead of identifying the queries again; repeatable: the runs together")
+    parser.add_argument("--rule", choices=("evidence", "thresholds"),
+                        help="the decision rule to choose (default: evidence when every row has the "
+                             "decision's features, else thresholds)")
     parser.add_argument("--write", action="store_true",
-                        help="store the chosen thresholds in the catalogue's manifest")
+                        help="store the chosen rule in the catalogue's manifest")
     parser.add_argument("--model-dir", type=Path, action="append", default=[],
                         help="with --write, also store them in this model directory's manifest "
                              "(repeatable; it must hold the same model)")
@@ -218,9 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         if len(set(args.rows)) < len(args.rows):
             parser.error("--rows: a run given twice would count its queries twice")
         rows = []
-        for path in args.rows:
+        for run, path in enumerate(args.rows):
             try:
-                rows += read_rows(path)
+                rows += [r | {"run": run} for r in read_rows(path)]
             except (OSError, ValueError) as exc:
                 parser.error(f"--rows {path}: unreadable ({exc})")
     else:
@@ -228,10 +309,16 @@ def main(argv: list[str] | None = None) -> int:
         recognizer = Recognizer(catalogue, RecognizerConfig(matcher=MatcherConfig(min_score=0.0, min_margin=0.0)))
         n_noise = args.n // 5 if args.noise is None else args.noise
         n_speech = args.n if args.speech is None else args.speech
-        rows = measure(recognizer, songs, outside, args.n, n_noise, n_speech, args.seed)
+        rows = [r | {"run": 0} for r in measure(recognizer, songs, outside, args.n, n_noise, n_speech,
+                                                 args.seed)]
+    has_features = all(f"feature_{f}" in r for r in rows for f in FEATURES)
+    rule = args.rule or ("evidence" if has_features else "thresholds")
+    if rule == "evidence" and not has_features:
+        parser.error("--rule evidence: some rows lack the decision's features (rows of an older calibrate)")
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "calibration.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        columns = list(dict.fromkeys(k for r in rows for k in r if k != "run"))
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     held = (outsiders_held(catalogue, songs, outside, args.shared_data, args.pool_cache)
@@ -239,18 +326,24 @@ def main(argv: list[str] | None = None) -> int:
     same_tune = [r["query"] for r in rows if r["kind"] == "out" and r["source"] == "hum" and r["query"] in held]
     left_out = set(same_tune)  # Nottingham ids: no other row has one
     rows = [r for r in rows if r["query"] not in left_out]
-    choice = choose(threshold_grid(rows), args.max_false_accepts)
+    choices = {"thresholds": choose(threshold_grid(rows), args.max_false_accepts)}
+    if has_features:
+        choices["evidence"] = choose(evidence_grid(rows, fit_evidence(rows)), args.max_false_accepts)
+    choice = choices[rule]
     inside_rows = [r for r in rows if r["kind"] == "in"]
     by_source = collections.Counter(r["source"] for r in rows if r["kind"] == "out")
     summary = {"in_catalogue_queries": len(inside_rows), "out_of_catalogue_queries": sum(by_source.values()),
                "out_of_catalogue_by_source": dict(sorted(by_source.items())),
                "left_out_tune_in_catalogue": sorted(same_tune),
-               "top1_in_catalogue": float(np.mean([r["correct_top1"] for r in inside_rows])), "chosen": choice,
+               "top1_in_catalogue": float(np.mean([r["correct_top1"] for r in inside_rows])),
+               "rule": rule, "chosen": choice, "by_rule": choices,
                "in_use": dataclasses.asdict(catalogue.matcher)}
+    if len(args.rows or ()) > 1:
+        summary["held_out"] = {name: held_out(rows, name, args.max_false_accepts) for name in choices}
     (args.out / "calibration_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if args.write:
         store_decision([(args.index, catalogue.manifest)] + model_manifests, {
-            "min_score": choice["min_score"], "min_margin": choice["min_margin"],
+            key: choice[key] for key in (("evidence",) if rule == "evidence" else ("min_score", "min_margin"))} | {
             "calibration": {k: summary[k] for k in ("in_catalogue_queries", "out_of_catalogue_queries",
                                                     "out_of_catalogue_by_source")}
             | {"false_accepts": choice["false_accepts"], "max_false_accepts": args.max_false_accepts}

@@ -1,12 +1,12 @@
-"""Matching: shortlist the catalogue, align the whole query with each candidate, decide.
+"""Matching: shortlist the catalogue, align the whole query with each candidate.
 
 The query's melody line is cut into key-free windows at several time scales; the index
 finds catalogue windows like them and the shortlist ranks songs by consistent votes
 (device.shortlist). Each shortlisted song's melody, around where the votes place the
 query, is aligned with the whole query under a few keys near the voted one
 (device.alignment). Each song's score mixes that alignment with its share of the
-shortlist's votes (how many query windows found it, where the alignment puts it); the
-best score decides, against the runner-up.
+shortlist's votes (how many query windows found it, where the alignment puts it);
+device.decision decides on the ranking.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from device import alignment as al
 from device import shortlist as sl
+from device.decision import Evidence
 
 if TYPE_CHECKING:
     from device.catalogue import Catalogue
@@ -38,9 +39,11 @@ class MatcherConfig:
             and the hums answered `match` at 1% false accepts and 97% precision from 37% to
             49%.
         min_voiced_frames: a query with fewer melody frames than this is no_match.
-        min_score: a best song whose alignment score is below this is no_match.
-        min_margin: a best song whose score exceeds the runner-up's by less than this is
-            no_match.
+        min_score: a best song whose alignment score is below this is no_match ...
+        min_margin: ... and so is one whose score exceeds the runner-up's by less than this
+            (the rule when there is no evidence).
+        evidence: the linear decision rule over the whole ranking (device.decision); None:
+            the thresholds above.
     """
 
     key_steps: tuple[float, ...] = (-0.5, 0.0, 0.5)
@@ -50,19 +53,23 @@ class MatcherConfig:
     min_voiced_frames: int = 25
     min_score: float = 0.75  # fallback for a model manifest without a "decision" section
     min_margin: float = 0.08
+    evidence: Evidence | None = None
 
     @staticmethod
     def for_model(model_section: dict) -> "MatcherConfig":
-        """The thresholds calibrated for a model, from the "decision" section of its
-        manifest's "model" section (written by benchmarks/calibrate.py --write), else
-        the defaults above. Raises ValueError if the section is malformed."""
+        """The decision rule calibrated for a model, from the "decision" section of its
+        manifest's "model" section (written by benchmarks/calibrate.py --write): its
+        "evidence" if it has one, else its thresholds; no section: the defaults above.
+        Raises ValueError if the section is malformed."""
         decision = model_section.get("decision")
         if decision is None:
             return MatcherConfig()
         try:
+            if "evidence" in decision:
+                return MatcherConfig(evidence=Evidence.from_dict(decision["evidence"]))
             score, margin = float(decision["min_score"]), float(decision["min_margin"])
         except (TypeError, KeyError, ValueError) as exc:
-            raise ValueError(f"decision thresholds unreadable ({exc!r})") from exc
+            raise ValueError(f"decision rule unreadable ({exc!r})") from exc
         if not (0.0 <= score <= 1.0 and 0.0 <= margin <= 1.0):
             raise ValueError(f"decision thresholds outside [0, 1]: {decision}")
         return MatcherConfig(min_score=score, min_margin=margin)
@@ -85,13 +92,6 @@ class Candidate:
     offset_frames: int
     key_semitones: float
     votes: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Decision:
-    is_match: bool
-    confidence: float
-    candidates: tuple[Candidate, ...]
 
 
 def shortlist(line: np.ndarray, catalogue: "Catalogue", config: MatcherConfig) -> list[sl.Candidate]:
@@ -151,15 +151,3 @@ def align_candidates(line: np.ndarray, found: list[sl.Candidate], catalogue: "Ca
     ranked = [Candidate(c.row, mixed(a.score, c.votes), first + a.start, a.key_semitones, c.votes)
               for c, a, first in zip(found, aligned, firsts)]
     return sorted(ranked, key=lambda c: (-c.score, c.song))
-
-
-def decide(candidates: list[Candidate], config: MatcherConfig, top: int = 10) -> Decision:
-    """match when the best song aligns well enough and clearly better than the runner-up;
-    confidence is its margin over the runner-up."""
-    if not candidates:
-        return Decision(False, 0.0, ())
-    best = candidates[0].score
-    runner_up = candidates[1].score if len(candidates) > 1 else 0.0
-    margin = best - runner_up
-    is_match = best >= config.min_score and margin >= config.min_margin
-    return Decision(is_match, float(np.clip(margin, 0.0, 1.0)), tuple(candidates[:top]))

@@ -17,7 +17,8 @@ import numpy as np
 from device import frontend as fe
 from device import melody as mel
 from device.catalogue import Catalogue
-from device.matcher import MatcherConfig, align_candidates, decide, shortlist
+from device.decision import decide
+from device.matcher import MatcherConfig, align_candidates, shortlist
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,9 +38,13 @@ class RecognizerConfig:
         early_min_seconds: `push` answers before the time limit only after this much
             audio ...
         early_min_confidence: ... when the decision is a match with at least this
-            confidence ...
+            confidence (under the evidence rule every match has at least 0.5: then the
+            decision alone counts; under thresholds, the margin) ...
         early_consecutive: ... and has been, with the same best song, for this many
-            consecutive looks.
+            consecutive looks. Replayed on the looks of 200 streamed 20 s hums of catalogue
+            songs and 200 outsiders under the evidence rule of `5f65e0f3`: 2 looks answered
+            79.5% rightly after a median 9.2 s, none wrongly, 1 outsider; 3 looks 78.5%
+            after 11.2 s; 1 look 81%, but 1.5% wrongly and 4 outsiders.
         max_seconds: `push` stops after this many seconds of audio and answers with the
             decision on them (None: no limit; `finish` ends the query).
         matcher: alignment and decision parameters; None: those calibrated for the
@@ -55,7 +60,7 @@ class RecognizerConfig:
     prominence_half_width_bins: int = 6
     early_min_seconds: float = 4.0
     early_min_confidence: float = 0.1
-    early_consecutive: int = 3
+    early_consecutive: int = 2
     max_seconds: float | None = 20.0
     matcher: MatcherConfig | None = None
     max_query_seconds: float = 60.0
@@ -80,7 +85,7 @@ class Result:
 
     Attributes:
         decision: "match" or "no_match".
-        confidence: in [0, 1]: the best song's score margin over the runner-up.
+        confidence: in [0, 1]: how sure the decision is (device.decision.Decision).
         matches: best first.
         windows: model windows that heard the query so far.
         skipped: melody frames silenced because their audio is silence or not tonal.
@@ -89,6 +94,7 @@ class Result:
             shortlist, alignment, decision.
         melody: float32 (n,) the query's melody line (MIDI per melody frame, 0: none).
         keys: per match, the semitones that bring the query to the song's key.
+        features: float64 (len(device.decision.FEATURES),): what the decision read.
     """
 
     decision: str
@@ -100,6 +106,7 @@ class Result:
     timing_ms: dict
     melody: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
     keys: tuple[float, ...] = ()
+    features: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0), repr=False)
 
 
 EVENT_KINDS = ("candidates", "match", "no_match")
@@ -257,7 +264,7 @@ class Recognizer:
         t1 = time.perf_counter()
         ranked = align_candidates(line, found, self.catalogue, self.config.matcher)
         t2 = time.perf_counter()
-        decision = decide(ranked, self.config.matcher, top=top)
+        decision = decide(ranked, self.config.matcher, int(np.count_nonzero(line > 0)), top=top)
         self._timing["shortlist"] += t1 - t0
         self._timing["alignment"] += t2 - t1
         self._timing["decision"] += time.perf_counter() - t2
@@ -271,7 +278,7 @@ class Recognizer:
                       tuple(matches), self._salience.windows_used, silenced,
                       self._samples / self.frontend.sample_rate_hz,
                       {k: round(v * 1000.0, 2) for k, v in self._timing.items()},
-                      line, tuple(c.key_semitones for c in decision.candidates))
+                      line, tuple(c.key_semitones for c in decision.candidates), decision.features)
 
     def identify(self, audio: np.ndarray, top: int = 10) -> Result:
         """One-shot identification of a whole recording (the same path as streaming, fed

@@ -1,4 +1,4 @@
-"""benchmarks.calibrate --write: the chosen thresholds become the model's, in its manifests."""
+"""benchmarks.calibrate --write: the chosen decision rule becomes the model's, in its manifests."""
 from __future__ import annotations
 
 import json
@@ -13,6 +13,7 @@ from device import assets
 from device import indexing
 from device import manifest as mf
 from device.catalogue import Catalogue
+from device.decision import FEATURES, Evidence
 from device.frontend import FrontendConfig
 from device.matcher import MatcherConfig
 from device.recognizer import Recognizer, RecognizerConfig
@@ -162,3 +163,51 @@ def test_a_catalogue_with_distractor_tunes_needs_the_data_to_know_which_outsider
         calibrate.main(["--rows", str(rows), "--index", str(catalogue), "--out", str(tmp_path / "out"), "--write"])
     assert "distractor tunes" in capsys.readouterr().err
     assert (catalogue / "manifest.json").read_text() == before and not (tmp_path / "out").exists()
+
+
+def _featured(kind: str, source: str, correct: bool, best: float, runner_up: float, gap_field: float,
+              n: int, seed: int) -> str:
+    """n calibration.csv lines with the decision's features (a little noise on each)."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for i in range(n):
+        jitter = rng.normal(0.0, 0.005, 3)
+        values = dict(zip(FEATURES, [best + jitter[0], best - runner_up + jitter[1], best - runner_up + 0.05,
+                                     gap_field + jitter[2], 0.05, 1.0, 1.0, 5.0, 30.0]))
+        lines.append(f"{kind},{source},{source}-{i},{correct},{values['best']:.4f},{runner_up},"
+                     + ",".join(f"{values[f]:.4f}" for f in FEATURES))
+    return "\n".join(lines) + "\n"
+
+
+def test_the_evidence_rule_answers_what_the_thresholds_cannot_and_holds_out_of_sample(tmp_path):
+    """Right hums and outsiders with the same best score and margin, told apart only by how
+    far the best song stands out from the whole field (gap_field): no thresholds can match
+    a right hum without the outsiders, the evidence can; fitted on one run it holds on the
+    other (held_out), and --write makes it the runtime's rule."""
+    catalogue = tmp_path / "catalogue"
+    shutil.copytree(assets.default_catalogue_dir(), catalogue)
+    header = "kind,source,query,correct_top1,best,runner_up," + ",".join(f"feature_{f}" for f in FEATURES) + "\n"
+    runs = []
+    for seed in (1, 2):
+        path = tmp_path / f"run{seed}.csv"
+        path.write_text(header + _featured("in", "hum", True, 0.85, 0.75, 0.4, 60, seed)
+                        + _featured("in", "hum", False, 0.85, 0.75, 0.1, 10, seed + 10)
+                        + _featured("out", "speech", False, 0.85, 0.75, 0.1, 100, seed + 20)
+                        + _featured("out", "noise", False, 0.5, 0.45, 0.05, 100, seed + 30))
+        runs.append(path)
+    out = tmp_path / "out"
+    assert calibrate.main(["--rows", str(runs[0]), "--rows", str(runs[1]), "--index", str(catalogue),
+                           "--out", str(out), "--write"]) == 0
+    summary = json.loads((out / "calibration_summary.json").read_text())
+    assert summary["rule"] == "evidence"
+    assert summary["by_rule"]["thresholds"]["correct_matches"] == 0.0
+    assert summary["chosen"]["correct_matches"] == pytest.approx(60 / 70)
+    assert summary["chosen"]["false_accepts"] == 0.0 and summary["chosen"]["wrong_matches"] == 0.0
+    for run in summary["held_out"]["evidence"]:
+        assert run["correct_matches"] >= 0.8 and run["false_accepts"] <= 0.01
+    stored = mf.read(catalogue, mf.CATALOGUE_FORMAT)["model"]["decision"]
+    assert set(stored) == {"evidence", "calibration"}
+    assert Catalogue(catalogue).matcher.evidence == Evidence.from_dict(stored["evidence"])
+    assert calibrate.main(["--rows", str(runs[0]), "--index", str(catalogue), "--out", str(tmp_path / "t"),
+                           "--rule", "thresholds"]) == 0
+    assert "min_score" in json.loads((tmp_path / "t" / "calibration_summary.json").read_text())["chosen"]

@@ -7,7 +7,9 @@ from device import alignment as al
 from device import assets
 from device import embedder as em
 from device import shortlist as sl
-from device.matcher import Candidate, MatcherConfig, decide
+from device import decision as dc
+from device.decision import Evidence, decide
+from device.matcher import Candidate, MatcherConfig
 
 RNG = np.random.default_rng(0)
 
@@ -97,21 +99,61 @@ def test_shortlist_voting_rules_on_known_hits():
     assert [c.row for c in sl.rank(hits, 2)] == [7, 5] and sl.rank([], 3) == []
 
 
+def ranked(*scores, votes=None):
+    votes = votes or [1.0] * len(scores)
+    return [Candidate(i, s, 0, 0.0, v) for i, (s, v) in enumerate(zip(scores, votes))]
+
+
 def test_decision_needs_a_good_score_and_a_margin():
     config = MatcherConfig(min_score=0.8, min_margin=0.1)
-    def ranked(*scores):
-        return [Candidate(i, s, 0, 0.0, 1.0) for i, s in enumerate(scores)]
-    assert decide(ranked(0.95, 0.7), config).is_match
-    assert not decide(ranked(0.95, 0.9), config).is_match  # no margin
-    assert not decide(ranked(0.75, 0.3), config).is_match  # too poor
-    assert decide(ranked(0.9), config).is_match and not decide([], config).is_match
-    assert decide(ranked(0.95, 0.7), config).confidence == pytest.approx(0.25)
+    assert decide(ranked(0.95, 0.7), config, 100).is_match
+    assert not decide(ranked(0.95, 0.9), config, 100).is_match  # no margin
+    assert not decide(ranked(0.75, 0.3), config, 100).is_match  # too poor
+    assert decide(ranked(0.9), config, 100).is_match and not decide([], config, 100).is_match
+    assert decide(ranked(0.95, 0.7), config, 100).confidence == pytest.approx(0.25)
 
 
-def test_thresholds_come_from_the_model_or_fail_in_one_line():
+def test_features_read_the_whole_field_the_votes_and_the_length():
+    values = dict(zip(dc.FEATURES, dc.features(ranked(0.9, 0.7, 0.6, 0.5, votes=[2.0, 4.0, 1.0, 0.0]), 50)))
+    assert values["best"] == 0.9 and values["margin"] == pytest.approx(0.2)
+    assert values["gap_third"] == pytest.approx(0.3) and values["gap_field"] == pytest.approx(0.3)
+    assert values["field_spread"] == pytest.approx(np.std([0.7, 0.6, 0.5]))
+    assert values["vote_share"] == 0.5 and values["most_voted"] == 0.0
+    assert values["log_voiced"] == pytest.approx(np.log(50)) and values["candidates"] == 4
+    lone = dict(zip(dc.FEATURES, dc.features(ranked(0.8), 0)))
+    assert lone["margin"] == 0.8 and lone["gap_field"] == 0.8 and lone["most_voted"] == 1.0
+    assert lone["log_voiced"] == 0.0
+    assert not dc.features([], 30)[:-2].any() and dc.features([], 30)[-1] == 0
+
+
+def test_evidence_decides_on_the_field_not_only_the_runner_up():
+    """Two rankings with the same best score and margin: the one whose best song stands
+    out from the whole field is a match under an evidence weighing gap_field, the other not;
+    the thresholds cannot tell them apart."""
+    weights = [0.0] * len(dc.FEATURES)
+    weights[dc.FEATURES.index("gap_field")] = 10.0
+    config = MatcherConfig(evidence=Evidence(tuple(weights), -3.0))
+    clear = decide(ranked(0.9, 0.7, 0.3, 0.3, 0.3), config, 100)
+    crowded = decide(ranked(0.9, 0.7, 0.7, 0.7, 0.7), config, 100)
+    assert clear.is_match and not crowded.is_match
+    assert clear.confidence > 0.5 > crowded.confidence
+    assert clear.confidence == pytest.approx(1 / (1 + np.exp(-(10.0 * (0.9 - 0.4) - 3.0))))
+    assert not decide([], config, 100).is_match
+    thresholds = MatcherConfig(min_score=0.8, min_margin=0.1)
+    assert decide(ranked(0.9, 0.7, 0.3, 0.3, 0.3), thresholds, 100).is_match == \
+        decide(ranked(0.9, 0.7, 0.7, 0.7, 0.7), thresholds, 100).is_match
+    with pytest.raises(ValueError):
+        Evidence((1.0, 2.0), 0.0)
+
+
+def test_decision_rules_come_from_the_model_or_fail_in_one_line():
     assert MatcherConfig.for_model({}) == MatcherConfig()
     assert MatcherConfig.for_model({"decision": {"min_score": 0.5, "min_margin": 0.2}}).min_margin == 0.2
-    for bad in ({"min_score": "x", "min_margin": 0.1}, {"min_score": 2.0, "min_margin": 0.1}, {}):
+    evidence = Evidence(tuple(float(i) for i in range(len(dc.FEATURES))), -1.5)
+    assert MatcherConfig.for_model({"decision": {"evidence": evidence.to_dict()}}).evidence == evidence
+    renamed = evidence.to_dict() | {"features": ["loudness"] + list(dc.FEATURES[1:])}
+    for bad in ({"min_score": "x", "min_margin": 0.1}, {"min_score": 2.0, "min_margin": 0.1}, {},
+                {"evidence": renamed}, {"evidence": evidence.to_dict() | {"weights": [1.0]}}):
         with pytest.raises(ValueError):
             MatcherConfig.for_model({"decision": bad})
 

@@ -43,11 +43,21 @@ def _versions() -> dict:
     return out
 
 
-def _kernel_check(recognizer, catalogue, spectrograms: dict[str, np.ndarray], scale: float) -> dict:
+def _answer(result) -> dict:
+    return {"decision": result.decision, "confidence": result.confidence,
+            "matches": [{"song_id": m.song_id, "score": m.score, "offset_s": m.offset_s} for m in result.matches],
+            "keys": list(result.keys)}
+
+
+def _kernel_check(recognizer, catalogue, spectrograms: dict[str, np.ndarray], audio: dict[str, np.ndarray],
+                  scale: float, top: int) -> tuple[dict, dict]:
     """The salience of the given spectrograms (the reference machine's, so that the model's
     inputs are identical) with the runtime's default kernels and with TFLite's portable
     reference kernels (BUILTIN_REF): the latter must agree bit for bit across machines, the
-    former may differ by the int8 rounding of each architecture's optimised kernels."""
+    former may differ by the int8 rounding of each architecture's optimised kernels. Also
+    each demo's whole answer with the reference kernels: how far one int8 rounding moves
+    the scores on this machine (the comparison's tolerance). Returns (arrays, answers;
+    empty without ai-edge-litert)."""
     from device import melody as mel
     from device.model import SIGNATURE
     model = recognizer.model
@@ -57,7 +67,7 @@ def _kernel_check(recognizer, catalogue, spectrograms: dict[str, np.ndarray], sc
     try:
         from ai_edge_litert import interpreter as lite
     except ImportError:  # tflite-runtime or TensorFlow: no reference kernels to ask for
-        return out
+        return out, {}
     # a probe, not the runtime: the loaded model's interpreter is swapped for one with reference kernels
     reference = lite.Interpreter(model_path=str(catalogue.model_path),
                                  experimental_op_resolver_type=lite.OpResolverType.BUILTIN_REF)
@@ -65,7 +75,7 @@ def _kernel_check(recognizer, catalogue, spectrograms: dict[str, np.ndarray], sc
     for name, spec in spectrograms.items():
         out[f"kernels/reference/{name}"] = np.round(
             mel.salience(spec, model, recognizer.frontend, catalogue.melody_config) / scale).astype(np.int16)
-    return out
+    return out, {name: _answer(recognizer.identify(samples, top=top)) for name, samples in audio.items()}
 
 
 def dump(out: Path, top: int, spectrograms_from: Path | None) -> None:
@@ -96,18 +106,18 @@ def dump(out: Path, top: int, spectrograms_from: Path | None) -> None:
         arrays[f"{name}/melody"] = result.melody
         arrays[f"{name}/shortlist_rows"] = np.array([c.row for c in found], dtype=np.int64)
         arrays[f"{name}/shortlist_votes"] = np.array([c.votes for c in found], dtype=np.float64)
-        answers[name] = {"decision": result.decision, "confidence": result.confidence,
-                         "matches": [{"song_id": m.song_id, "score": m.score, "offset_s": m.offset_s}
-                                     for m in result.matches],
-                         "keys": list(result.keys)}
+        answers[name] = _answer(result)
     if spectrograms_from is not None:
         with np.load(spectrograms_from) as reference:
             spectrograms = {name: reference[f"{name}/spectrogram"] for name in answers}
     else:
         spectrograms = {name: arrays[f"{name}/spectrogram"] for name in answers}
-    arrays.update(_kernel_check(recognizer, catalogue, spectrograms, scale))  # last: it swaps the kernels
+    checked, reference_answers = _kernel_check(  # last: it swaps the kernels
+        recognizer, catalogue, spectrograms, {name: arrays[f"{name}/audio"] for name in answers}, scale, top)
+    arrays.update(checked)
     meta = {"versions": _versions(), "model_backend": recognizer.model.backend, "salience_step": scale,
-            "answers": answers, "kernel_check_input": str(spectrograms_from or "own spectrograms")}
+            "answers": answers, "reference_kernel_answers": reference_answers,
+            "kernel_check_input": str(spectrograms_from or "own spectrograms")}
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, meta=np.array(json.dumps(meta)), **arrays)
     print(f"wrote {out}: {len(answers)} demos, {meta['versions']['machine']}, {meta['model_backend']}")
@@ -123,9 +133,29 @@ def _read_demo(path: Path) -> dict:
     return out
 
 
+def _order_explained(a: list[dict], b: list[dict], tol: float) -> bool:
+    """Whether two rankings (best first: song_id, score) differ only where scores are within
+    `tol`: each pair of songs in both lists that swapped places was that close on `a`, and
+    each song shown by one list only scored within `tol` of the other list's last song."""
+    score_a = {m["song_id"]: m["score"] for m in a}
+    rank_b = {m["song_id"]: i for i, m in enumerate(b)}
+    common = [m["song_id"] for m in a if m["song_id"] in rank_b]
+    for i, x in enumerate(common):
+        for y in common[i + 1:]:
+            if rank_b[x] > rank_b[y] and score_a[x] - score_a[y] > tol:
+                return False
+    for mine, other in ((a, b), (b, a)):
+        ids = {m["song_id"] for m in other}
+        last = other[-1]["score"] if other else 0.0
+        if any(m["score"] - last > tol for m in mine if m["song_id"] not in ids):
+            return False
+    return True
+
+
 def _compare_answers(a: dict, b: dict, score_tol: float, offset_tol: float) -> dict:
     """One demo's answers (`decision`, `matches` with song_id, score, offset_s): the same
-    decision and songs in the same order, each song's score and offset within tolerance."""
+    decision, the same songs in the same order but for near-ties (scores within
+    score_tol), each song's score and offset within tolerance."""
     ids_a = [m["song_id"] for m in a["matches"]]
     ids_b = [m["song_id"] for m in b["matches"]]
     by_b = {m["song_id"]: m for m in b["matches"]}
@@ -134,15 +164,28 @@ def _compare_answers(a: dict, b: dict, score_tol: float, offset_tol: float) -> d
     offset_diff = max((abs(m["offset_s"] - by_b[m["song_id"]]["offset_s"]) for m in common), default=0.0)
     same_prefix = next((i for i, (x, y) in enumerate(zip(ids_a, ids_b)) if x != y), min(len(ids_a), len(ids_b)))
     same_ranking = ids_a == ids_b
-    ok = (a["decision"] == b["decision"] and same_ranking and score_diff <= score_tol
+    ranking_ok = _order_explained(a["matches"], b["matches"], score_tol)
+    ok = (a["decision"] == b["decision"] and ranking_ok and score_diff <= score_tol
           and offset_diff <= offset_tol + 1e-9)
     return {"ok": ok, "decision": [a["decision"], b["decision"]], "same_ranking": same_ranking,
+            "ranking_within_ties": ranking_ok,
             "ranks_equal_to": same_prefix, "shown": [len(ids_a), len(ids_b)],
             "top1": [ids_a[:1], ids_b[:1]],
             "top1_score": [a["matches"][0]["score"] if ids_a else None, b["matches"][0]["score"] if ids_b else None],
             "max_score_diff": round(score_diff, 6), "max_offset_diff_s": round(offset_diff, 4),
             "ranking_a": ids_a, "ranking_b": ids_b,
             "only_a": [i for i in ids_a if i not in ids_b], "only_b": [i for i in ids_b if i not in ids_a]}
+
+
+def kernel_spread(meta: dict) -> float | None:
+    """The largest change of a song's score between one machine's default int8 kernels and
+    TFLite's reference kernels over its dump's demo answers (None: no reference answers)."""
+    reference = meta.get("reference_kernel_answers") or {}
+    diffs = []
+    for name, answer in meta["answers"].items():
+        by_song = {m["song_id"]: m["score"] for m in reference.get(name, {}).get("matches", ())}
+        diffs += [abs(m["score"] - by_song[m["song_id"]]) for m in answer["matches"] if m["song_id"] in by_song]
+    return max(diffs) if diffs else None
 
 
 def _steps(pa, pb, key: str) -> dict | None:
@@ -194,21 +237,36 @@ def _within(p, name: str) -> dict | None:
 
 def compare(dir_a: Path, dir_b: Path, out: Path, score_tol: float, offset_tol: float) -> bool:
     """Passes when `hum-search demo --json` answers alike on both (decision, ranking of the
-    songs it shows, scores and offsets within tolerance) and TFLite's reference kernels give
-    bit-identical salience from identical inputs. The in-process top 10 and the stage figures
-    are reported, not judged: below the answers shown, near-ties may reorder."""
+    songs it shows but for near-ties, scores and offsets within tolerance), TFLite's
+    reference kernels give bit-identical salience from identical inputs, and with those
+    kernels each demo's answer is alike on both machines. The score tolerance is the
+    larger of `score_tol` and the int8 rounding's reach: each machine's default kernels move
+    a score at most its kernel_spread away from the reference kernels' answer, which both
+    machines share, so the two machines' scores may differ by the two spreads added. The
+    in-process top 10 and the stage figures are reported, not judged."""
     demo_a, demo_b = _read_demo(dir_a / "demo.jsonl"), _read_demo(dir_b / "demo.jsonl")
     pa, pb = np.load(dir_a / "probe.npz"), np.load(dir_b / "probe.npz")
     meta_a, meta_b = json.loads(str(pa["meta"])), json.loads(str(pb["meta"]))
+    spreads = [kernel_spread(meta_a), kernel_spread(meta_b)]
+    floor = score_tol
+    if None not in spreads:
+        score_tol = max(floor, spreads[0] + spreads[1])
     report = {"a": {"dir": str(dir_a), "versions": meta_a["versions"], "backend": meta_a["model_backend"]},
               "b": {"dir": str(dir_b), "versions": meta_b["versions"], "backend": meta_b["model_backend"],
                     "kernel_check_input": meta_b.get("kernel_check_input")},
-              "score_tol": score_tol, "offset_tol_s": offset_tol, "cli": {}, "in_process": {}, "stages": {}}
+              "score_tol": score_tol, "score_tol_floor": floor, "kernel_spreads": spreads,
+              "offset_tol_s": offset_tol, "cli": {}, "in_process": {}, "reference_kernels": {}, "stages": {}}
     ok = set(demo_a) == set(demo_b) and len(demo_a) > 0
     for file in sorted(set(demo_a) & set(demo_b)):
         row = _compare_answers(demo_a[file], demo_b[file], score_tol, offset_tol)
         report["cli"][file] = row
         ok &= row["ok"]
+    ref_a, ref_b = meta_a.get("reference_kernel_answers") or {}, meta_b.get("reference_kernel_answers") or {}
+    reference_alike = None
+    for name in sorted(set(ref_a) & set(ref_b)):
+        row = _compare_answers(ref_a[name], ref_b[name], floor, offset_tol)
+        report["reference_kernels"][name] = row
+        reference_alike = row["ok"] if reference_alike is None else reference_alike and row["ok"]
     reference_identical = None
     for name in sorted(set(meta_a["answers"]) & set(meta_b["answers"])):
         report["in_process"][name] = _compare_answers(meta_a["answers"][name], meta_b["answers"][name],
@@ -220,7 +278,8 @@ def compare(dir_a: Path, dir_b: Path, out: Path, score_tol: float, offset_tol: f
             reference_identical = same if reference_identical is None else reference_identical and same
     report["cli_answers_equal"] = bool(ok)
     report["reference_kernels_identical"] = reference_identical
-    report["ok"] = bool(ok) and reference_identical is not False
+    report["reference_answers_alike"] = reference_alike
+    report["ok"] = bool(ok) and reference_identical is not False and reference_alike is not False
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "comparison.md").write_text(_markdown(report), encoding="utf-8")
@@ -239,11 +298,16 @@ def _markdown(r: dict) -> str:
     ma, mb = va["machine"], vb["machine"]
     verdict = "PASS" if r["ok"] else "FAIL"
     lines = [f"# {mb} against {ma}: {verdict}", "",
-             f"- `hum-search demo --json` answers alike (decision, the songs shown in the same order, "
-             f"scores within {r['score_tol']}, offsets within {r['offset_tol_s']} s): "
+             f"- `hum-search demo --json` answers alike (decision, the songs shown in the same order but "
+             f"for near-ties, scores within {r['score_tol']:.4f}, offsets within {r['offset_tol_s']} s): "
              f"**{'yes' if r['cli_answers_equal'] else 'NO'}**",
              f"- TFLite's reference kernels give bit-identical salience from identical inputs: "
              f"**{ {True: 'yes', False: 'NO', None: 'not checked'}[r['reference_kernels_identical']] }**",
+             f"- with those kernels, each demo's answer alike on both (scores within {r['score_tol_floor']}): "
+             f"**{ {True: 'yes', False: 'NO', None: 'not checked'}[r['reference_answers_alike']] }**",
+             f"- the score tolerance: the larger of {r['score_tol_floor']} and the int8 rounding's reach, "
+             f"each machine's largest score change between its default and reference kernels, added "
+             f"({' + '.join('-' if x is None else f'{x:.4f}' for x in r['kernel_spreads'])})",
              "", f"| | {ma} | {mb} |", "|---|---|---|"]
     for key in sorted(set(va) | set(vb)):
         lines.append(f"| {key} | {va.get(key, '-')} | {vb.get(key, '-')} |")
@@ -294,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("a", type=Path, help="folder with demo.jsonl and probe.npz (the reference: x86)")
     c.add_argument("b", type=Path, help="the same from the other machine")
     c.add_argument("--out", type=Path, required=True)
-    c.add_argument("--score-tol", type=float, default=0.01)
+    c.add_argument("--score-tol", type=float, default=0.01,
+                   help="the least score tolerance; the two machines' kernel spreads added, if larger, apply")
     c.add_argument("--offset-tol", type=float, default=0.08)
     args = p.parse_args(argv)
     if args.command == "dump":

@@ -111,13 +111,15 @@ def align(query: np.ndarray | list[np.ndarray], stretches: list[np.ndarray], key
     base = np.where((songs > 0)[:, None, :], base, 2 * _STEPS)
     base = np.where(valid[:, None, :], base, 3 * _STEPS)
     table = _cost_table(config)
-    query_steps = np.mod(np.round(lines * 4).astype(np.int64), _STEPS)
-    silent_query = np.where(valid[:, None, :], 0.0, _INF).astype(np.float32) * np.ones(shape, np.float32)
-
-    def shifted(x: np.ndarray, by: int) -> np.ndarray:
-        out = np.full_like(x, _INF)
-        out[..., by:] = x[..., :-by]
-        return out
+    # every cost a query frame can meet, looked up once: costs[q, c] for a voiced frame of
+    # pitch class q (quarter semitones), costs[_STEPS, c] for an unvoiced one (free on the
+    # stretch, impossible past its end)
+    costs = np.empty((_STEPS + 1, *shape), dtype=np.float32)
+    for q in range(_STEPS):
+        costs[q] = table[base + q]
+    costs[_STEPS] = np.where(valid[:, None, :], 0.0, _INF)
+    query_steps = np.where(lines > 0, np.mod(np.round(lines * 4).astype(np.int64), _STEPS), _STEPS)
+    rows = np.arange(n_cand)
 
     penalty = np.float32(config.step_penalty)
     cost_prev = np.zeros(shape, dtype=np.float32)
@@ -128,21 +130,37 @@ def align(query: np.ndarray | list[np.ndarray], stretches: list[np.ndarray], key
     final_d, final_start = np.empty(shape, np.float32), np.empty(shape, np.int32)  # at each query's last frame
     columns = np.broadcast_to(np.arange(m, dtype=np.int32), shape)
     moves = np.zeros((n, *shape), dtype=np.int8) if with_path else None
+    # D[i-1] and D[i-2] shifted one or two song frames on (inf before the stretch), and the
+    # starts along them: reused buffers
+    diagonal, skip, double = (np.full(shape, _INF, np.float32) for _ in range(3))
+    start_diagonal, start_skip, start_double = (np.zeros(shape, np.int32) for _ in range(3))
     for i in range(n):
-        voiced = (lines[:, i] > 0)[:, None, None]
-        cost = np.where(voiced, table[base + query_steps[:, i, None, None]], silent_query)
+        cost = costs[query_steps[:, i], rows]
         if i == 0:
             d, start = cost.copy(), columns.copy()
             choice = np.zeros(shape, dtype=np.int8)
         else:
-            diagonal, skip = shifted(d_prev, 1), shifted(d_prev, 2) + penalty
-            double = (shifted(d_prev2, 1) if i >= 2 else np.zeros(shape, np.float32)) + cost_prev + penalty
+            diagonal[..., 1:] = d_prev[..., :-1]
+            skip[..., 2:] = d_prev[..., :-2]
+            skip[..., 2:] += penalty
+            start_diagonal[..., 1:] = start_prev[..., :-1]
+            start_skip[..., 2:] = start_prev[..., :-2]
+            if i >= 2:
+                double[..., 1:] = d_prev2[..., :-1]
+                double[..., 0] = _INF
+                start_double[..., 1:] = start_prev2[..., :-1]
+            else:
+                double[...] = 0.0
+                start_double[...] = columns
+            double += cost_prev
+            double += penalty
             take_skip = skip < diagonal
-            d = np.where(take_skip, skip, diagonal)
-            start = np.where(take_skip, shifted(start_prev, 2), shifted(start_prev, 1))
+            d = np.minimum(skip, diagonal)
+            start = np.where(take_skip, start_skip, start_diagonal)
             take_double = double < d
-            d = np.where(take_double, double, d) + cost
-            start = np.where(take_double, shifted(start_prev2, 1) if i >= 2 else columns, start)
+            np.minimum(double, d, out=d)
+            d += cost
+            np.copyto(start, start_double, where=take_double)
             if moves is not None:
                 choice = np.where(take_double, 2, take_skip.astype(np.int8)).astype(np.int8)
         if moves is not None:
@@ -173,7 +191,7 @@ def _backtrack(moves: np.ndarray, end: int) -> np.ndarray:
     i, j = n - 1, end
     while i >= 0:
         path[i] = j
-        if i == 0:
+        if i == 0 or j <= 0:  # j <= 0 before the first row: an impossible path (score 0) ends here
             break
         move = int(moves[i, j])
         if move == 0:

@@ -177,3 +177,12 @@ def test_scores_mix_the_alignment_with_the_share_of_votes(tone_catalogue):
     tie = [dataclasses.replace(found[0], row=1, votes=1.0), dataclasses.replace(found[1], row=1, votes=4.0)]
     scores = [c.score for c in align_candidates(query, tie, catalogue, MatcherConfig(vote_weight=0.5))]
     assert scores[0] > scores[1]  # the same alignment, more votes first
+
+
+def test_an_impossible_alignment_scores_zero_and_still_draws_a_path():
+    """A stretch shorter than half the query cannot hold it at slopes up to 2: score 0, and
+    the path asked for the explain plot is still drawn, inside the stretch."""
+    query = tune(20, seed=4)
+    (result,) = al.align(query, [tune(2, frames_per_note=2, seed=5)], np.zeros((1, 1)), with_path=True)
+    assert result.score == 0.0 and result.path.shape == (query.size,)
+    assert result.path.min() >= 0 and result.path.max() < 4

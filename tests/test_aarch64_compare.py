@@ -29,6 +29,14 @@ def test_an_order_differs_only_where_scores_are_near_ties():
     assert not ac._order_explained(a, _ranking(("x", 0.90), ("y", 0.70), ("z", 0.69), ("v", 0.65)), 0.01)
 
 
+def test_the_spread_counts_a_song_that_the_rounding_lets_into_the_list():
+    answers = {"hum": {"matches": _ranking(("x", 0.90), ("y", 0.70), ("w", 0.68))}}
+    exact = {"hum": {"matches": _ranking(("x", 0.905), ("y", 0.70), ("v", 0.64))}}
+    # x moved 0.005; w is in the default kernels' list only, 0.04 above the exact list's last
+    assert ac.kernel_spread({"answers": answers, "reference_kernel_answers": exact}) == pytest.approx(0.04)
+    assert ac.kernel_spread({"answers": answers}) is None
+
+
 @pytest.fixture(scope="module")
 def x86(tmp_path_factory) -> Path:
     """This machine's dump and `hum-search demo --json` answers."""

@@ -59,6 +59,7 @@ def folded_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 _STEPS = 48  # pitch resolution of the costs: quarter semitones, one octave
+_UNVOICED = 4 * _STEPS  # the table offset of an unvoiced query frame's costs
 
 
 def _cost_table(config: AlignConfig) -> np.ndarray:
@@ -110,16 +111,13 @@ def align(query: np.ndarray | list[np.ndarray], stretches: list[np.ndarray], key
     base = np.mod(key_steps[:, :, None] - song_steps[:, None, :], _STEPS)
     base = np.where((songs > 0)[:, None, :], base, 2 * _STEPS)
     base = np.where(valid[:, None, :], base, 3 * _STEPS)
-    table = _cost_table(config)
-    # every cost a query frame can meet, looked up once: costs[q, c] for a voiced frame of
-    # pitch class q (quarter semitones), costs[_STEPS, c] for an unvoiced one (free on the
-    # stretch, impossible past its end)
-    costs = np.empty((_STEPS + 1, *shape), dtype=np.float32)
-    for q in range(_STEPS):
-        costs[q] = table[base + q]
-    costs[_STEPS] = np.where(valid[:, None, :], 0.0, _INF)
-    query_steps = np.where(lines > 0, np.mod(np.round(lines * 4).astype(np.int64), _STEPS), _STEPS)
-    rows = np.arange(n_cand)
+    # an unvoiced query frame is looked up _UNVOICED further on: free on the stretch,
+    # impossible past its end; small indices, so that each frame's lookup stays cheap
+    table = np.concatenate([_cost_table(config), np.zeros(3 * _STEPS, np.float32),
+                            np.full(_STEPS, _INF, np.float32)])
+    base = base.astype(np.int16)
+    query_steps = np.where(lines > 0, np.mod(np.round(lines * 4).astype(np.int64), _STEPS), _UNVOICED
+                           ).astype(np.int16)
 
     penalty = np.float32(config.step_penalty)
     cost_prev = np.zeros(shape, dtype=np.float32)
@@ -135,7 +133,7 @@ def align(query: np.ndarray | list[np.ndarray], stretches: list[np.ndarray], key
     diagonal, skip, double = (np.full(shape, _INF, np.float32) for _ in range(3))
     start_diagonal, start_skip, start_double = (np.zeros(shape, np.int32) for _ in range(3))
     for i in range(n):
-        cost = costs[query_steps[:, i], rows]
+        cost = table[base + query_steps[:, i, None, None]]
         if i == 0:
             d, start = cost.copy(), columns.copy()
             choice = np.zeros(shape, dtype=np.int8)

@@ -76,13 +76,18 @@ def store_decision(manifests: list[tuple[Path, dict]], decision: dict) -> None:
         mf.write(directory, manifest)
 
 
-def outcome(accept: np.ndarray, rows: list[dict]) -> dict:
-    """What accepting the rows where `accept` (bool (len(rows),)) is true gives: the shares
-    of in-catalogue queries matched right and wrong, the precision of the matches, and the
-    share of out-of-catalogue queries accepted, all together and by source."""
-    is_in = np.array([r["kind"] == "in" for r in rows])
-    correct = np.array([r["correct_top1"] for r in rows])
-    source = np.array([r["source"] for r in rows])
+def labels(rows: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(in the catalogue bool, best song right bool, source str), each (len(rows),)."""
+    return (np.array([r["kind"] == "in" for r in rows]), np.array([r["correct_top1"] for r in rows], bool),
+            np.array([r["source"] for r in rows]))
+
+
+def outcome(accept: np.ndarray, rows_labels: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict:
+    """What accepting the rows where `accept` (bool (n,)) is true gives, for rows of those
+    `labels`: the shares of in-catalogue queries matched right and wrong, the precision of
+    the matches, and the share of out-of-catalogue queries accepted, all together and by
+    source."""
+    is_in, correct, source = rows_labels
     return {"correct_matches": float(np.mean(accept[is_in] & correct[is_in])),
             "wrong_matches": float(np.mean(accept[is_in] & ~correct[is_in])),
             "false_accepts": float(np.mean(accept[~is_in])),
@@ -100,11 +105,12 @@ def threshold_grid(rows: list[dict]) -> list[dict]:
     """
     best = np.array([r["best"] for r in rows])
     margin = best - np.array([r["runner_up"] for r in rows])  # as device.decision measures it
+    known = labels(rows)
     grid = []
     for min_score in np.arange(0.3, 1.0, 0.01):
         for min_margin in np.arange(0.0, 0.3, 0.005):
             rule = {"min_score": round(float(min_score), 3), "min_margin": round(float(min_margin), 3)}
-            grid.append(rule | outcome((best >= min_score) & (margin >= min_margin), rows)
+            grid.append(rule | outcome((best >= min_score) & (margin >= min_margin), known)
                         | {"strictness": (rule["min_score"], rule["min_margin"])})
     return grid
 
@@ -144,8 +150,9 @@ def evidence_grid(rows: list[dict], evidence: Evidence) -> list[dict]:
     has = x[:, FEATURES.index("candidates")] > 0
     levels = np.unique(values[has])
     cuts = np.concatenate([[levels[0] - 1.0], (levels[:-1] + levels[1:]) / 2, [levels[-1] + 1.0]])
+    known = labels(rows)
     return [{"evidence": Evidence(evidence.weights, evidence.bias - cut).to_dict()}
-            | outcome(has & (values >= cut), rows) | {"strictness": (float(cut),)} for cut in cuts]
+            | outcome(has & (values >= cut), known) | {"strictness": (float(cut),)} for cut in cuts]
 
 
 def choose(grid: list[dict], max_false_accepts: float) -> dict:
@@ -179,7 +186,7 @@ def held_out(rows: list[dict], rule: str, max_false_accepts: float) -> list[dict
             evidence = Evidence.from_dict(chosen["evidence"])
             x = feature_matrix(test)
             accept = (x[:, FEATURES.index("candidates")] > 0) & (x @ np.array(evidence.weights) + evidence.bias >= 0)
-        report.append({"run": run} | outcome(accept, test))
+        report.append({"run": run} | outcome(accept, labels(test)))
     return report
 
 

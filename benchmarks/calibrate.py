@@ -168,6 +168,17 @@ def choose(grid: list[dict], max_false_accepts: float) -> dict:
                                        g["strictness"]))
 
 
+def accepted(rule: dict, rows: list[dict]) -> np.ndarray:
+    """bool (len(rows),): which rows a chosen rule (a grid point of threshold_grid or
+    evidence_grid) matches, as device.decision decides."""
+    if "evidence" in rule:
+        evidence = Evidence.from_dict(rule["evidence"])
+        x = feature_matrix(rows)
+        return (x[:, FEATURES.index("candidates")] > 0) & (x @ np.array(evidence.weights) + evidence.bias >= 0)
+    best = np.array([r["best"] for r in rows])
+    return (best >= rule["min_score"]) & (best - np.array([r["runner_up"] for r in rows]) >= rule["min_margin"])
+
+
 def held_out(rows: list[dict], rule: str, max_false_accepts: float) -> list[dict]:
     """Each run (rows' "run") in turn: the rule ("thresholds" or "evidence") fitted and
     chosen on the other runs' rows, and its outcome() on that run's: how the calibration
@@ -176,17 +187,8 @@ def held_out(rows: list[dict], rule: str, max_false_accepts: float) -> list[dict
     for run in sorted({r["run"] for r in rows}):
         train = [r for r in rows if r["run"] != run]
         test = [r for r in rows if r["run"] == run]
-        if rule == "thresholds":
-            chosen = choose(threshold_grid(train), max_false_accepts)
-            best = np.array([r["best"] for r in test])
-            accept = (best >= chosen["min_score"]) & (best - np.array([r["runner_up"] for r in test])
-                                                       >= chosen["min_margin"])
-        else:
-            chosen = choose(evidence_grid(train, fit_evidence(train)), max_false_accepts)
-            evidence = Evidence.from_dict(chosen["evidence"])
-            x = feature_matrix(test)
-            accept = (x[:, FEATURES.index("candidates")] > 0) & (x @ np.array(evidence.weights) + evidence.bias >= 0)
-        report.append({"run": run} | outcome(accept, labels(test)))
+        grid = threshold_grid(train) if rule == "thresholds" else evidence_grid(train, fit_evidence(train))
+        report.append({"run": run} | outcome(accepted(choose(grid, max_false_accepts), test), labels(test)))
     return report
 
 

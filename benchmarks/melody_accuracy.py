@@ -8,6 +8,8 @@ mir1k-dev singers held out of training (against their hand labels).
 Renders and queries come from the pair shards' validation songs (never trained on). The
 pitch line is read as the device reads it (one pitch per melody frame, 80 ms) with the
 model's voicing threshold; a sweep of thresholds shows where overall accuracy peaks (`--thresholds`).
+Raw pitch is also scored on held notes alone (the reference's frames 1 s or more into their
+note, where a lead under its backing decays and the backing's fresh attacks take over).
 Writes summary.json and per_item.csv.
 """
 from __future__ import annotations
@@ -28,10 +30,13 @@ from device import melody as mel
 from device.model import MelodyModel
 from training import mir1k, pair_shards
 from training.config import DataConfig
+from training.salience import seconds_into_note
 from training.train import split_by_song
 
+HELD = "Raw Pitch Accuracy, held notes"  # on the reference's frames 1 s or more into their note
+HELD_AFTER_S = 1.0
 METRICS = ("Raw Pitch Accuracy", "Raw Chroma Accuracy", "Voicing Recall", "Voicing False Alarm",
-           "Overall Accuracy")
+           "Overall Accuracy", HELD)
 
 
 def midi_to_hz(midi: np.ndarray) -> np.ndarray:
@@ -41,7 +46,8 @@ def midi_to_hz(midi: np.ndarray) -> np.ndarray:
 
 def scores(reference_midi: np.ndarray, salience_map: np.ndarray, frontend: fe.FrontendConfig,
            config: mel.MelodyConfig, stride: int) -> dict:
-    """mir_eval melody metrics of the pitch line read from salience_map against a reference.
+    """mir_eval melody metrics of the pitch line read from salience_map against a reference,
+    and its raw pitch accuracy on held notes (HELD: nan where the reference holds none).
 
     Args:
         reference_midi: float (n_frames,) per frontend frame, 0 where unvoiced.
@@ -51,7 +57,13 @@ def scores(reference_midi: np.ndarray, salience_map: np.ndarray, frontend: fe.Fr
     frame_s = frontend.hop_length_samples / frontend.sample_rate_hz
     ref_t = np.arange(reference_midi.size) * frame_s
     est_t = (np.arange(line.size) * config.pool + (config.pool - 1) / 2) * stride * frame_s  # pooled frames' centres
-    return mir_eval.melody.evaluate(ref_t, midi_to_hz(reference_midi), est_t, midi_to_hz(line))
+    ref_hz, est_hz = midi_to_hz(reference_midi), midi_to_hz(line)
+    result = dict(mir_eval.melody.evaluate(ref_t, ref_hz, est_t, est_hz))
+    held = seconds_into_note(reference_midi, frame_s) >= HELD_AFTER_S
+    ref_v, ref_c, est_v, est_c = mir_eval.melody.to_cent_voicing(ref_t, ref_hz, est_t, est_hz)
+    result[HELD] = (mir_eval.melody.raw_pitch_accuracy(ref_v[held], ref_c[held], est_v[held], est_c[held])
+                    if held.any() else float("nan"))
+    return result
 
 
 def items(pairs_dir: Path, shared_data: Path | None, frontend: fe.FrontendConfig):
@@ -109,15 +121,15 @@ def main(argv: list[str] | None = None) -> int:
                "voicing_threshold": config.voicing_threshold, "sets": {}}
     for subset in dict.fromkeys(r["set"] for r in rows):
         mine = [r for r in rows if r["set"] == subset]
-        summary["sets"][subset] = {"items": len(mine), **{m: round(float(np.mean([r[m] for r in mine])), 4)
+        summary["sets"][subset] = {"items": len(mine), **{m: round(float(np.nanmean([r[m] for r in mine])), 4)
                                                           for m in METRICS},
                                    "overall_accuracy_by_threshold": {
                                        str(t): round(float(np.mean(swept[(subset, t)])), 4) for t in sweep}}
         levelled = [r for r in mine if r["lead_db"] != ""]
         if levelled:  # renders of pairs that record their lead's level (training.render.is_hard)
             summary["sets"][subset]["by_lead_level"] = {
-                band: {"items": len(part), **{m: round(float(np.mean([r[m] for r in part])), 4)
-                                              for m in METRICS[:2]}}
+                band: {"items": len(part), **{m: round(float(np.nanmean([r[m] for r in part])), 4)
+                                              for m in (*METRICS[:2], HELD)}}
                 for band, part in (("at or under 0 dB", [r for r in levelled if r["lead_db"] <= 0]),
                                    ("over 0 dB", [r for r in levelled if r["lead_db"] > 0])) if part}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -35,3 +35,17 @@ def test_a_salience_on_the_melody_scores_nearly_perfectly_at_either_stride(strid
     assert right["Raw Pitch Accuracy"] > 0.9 and right["Voicing False Alarm"] < 0.3  # pooling spills into rests
     late = np.roll(salience_of(reference, stride), 12 // stride, axis=0)  # 240 ms late
     assert scores(reference, late, FRONTEND, config, stride)["Raw Pitch Accuracy"] < right["Raw Pitch Accuracy"] - 0.1
+
+
+def test_held_notes_are_scored_on_their_later_frames_only():
+    reference = np.zeros(1000, np.float32)
+    reference[100:400] = 60  # a note of 6 s: frames 1 s or more into it are 150..399
+    reference[500:540] = 64  # a short one, never held
+    salience = salience_of(reference, 2)
+    salience[75:, :] = 0  # the line stops after 150 frames: the held part goes unheard
+    salience[250:270, int(round((64 - FRONTEND.fmin_midi) * FRONTEND.bins_per_semitone))] = 1.0
+    config = mel.MelodyConfig(voicing_threshold=0.5, pool=mel.MelodyConfig.pool_for(2))
+    result = scores(reference, salience, FRONTEND, config, 2)
+    assert result["Raw Pitch Accuracy, held notes"] < 0.05 < result["Raw Pitch Accuracy"]
+    assert np.isnan(scores(np.where(reference == 60, 0, reference), salience, FRONTEND, config, 2)[
+        "Raw Pitch Accuracy, held notes"])  # no held note: not scored

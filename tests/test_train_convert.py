@@ -3,6 +3,7 @@ pairs with melody targets, a Keras model trained for seconds, int8 TFLite read b
 the device's melody model."""
 from __future__ import annotations
 
+import dataclasses
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ from device import manifest as mf  # noqa: E402
 from device import melody as mel  # noqa: E402
 from device.model import MelodyModel  # noqa: E402
 from training import corpora, pair_shards, pairs  # noqa: E402
-from training.salience import SalienceBatches, shift_bins, stretch_frames, stretch_track, target_map  # noqa: E402
+from training.salience import (SalienceBatches, held_note_weights, seconds_into_note, shift_bins,  # noqa: E402
+                               stretch_frames, stretch_track, target_map)
 from training.config import DataConfig, TrainConfig  # noqa: E402
 from training.render import find_soundfonts  # noqa: E402
 
@@ -46,12 +48,26 @@ def test_batches_hold_normalised_windows_and_their_melody(pairs_dir):
     songs = pair_shards.load([pairs_dir / "shard_00000.pkl"])
     config = TrainConfig.smoke()
     batches = SalienceBatches(songs, [], config, FRONTEND, n_batches=2, seed=0)
-    x, y = batches[0]
+    x, y, w = batches[0]
     assert x.shape == (config.batch_windows, FRONTEND.window_frames, FRONTEND.n_bins)
     assert y.shape == (config.batch_windows, FRONTEND.window_frames // config.time_stride, FRONTEND.n_bins)
     assert x.min() >= 0 and np.allclose(x.max(axis=(1, 2)), 1.0)
     assert 0 <= y.min() and y.max() <= 1 and (y.max(axis=2) > 0.9).mean() > 0.2  # voiced frames peak at 1
+    assert w.shape == y.shape[:2] and np.all(w == 1.0)  # held notes weigh no more by default
     np.testing.assert_array_equal(batches[0][0], x)  # same index, same batch (resumable)
+    held = SalienceBatches(songs, [], dataclasses.replace(config, held_weight=3.0), FRONTEND, n_batches=2, seed=0)[0]
+    np.testing.assert_array_equal(held[1], y)  # the same windows and targets ...
+    assert held[2].min() == 1.0 and 1.0 < held[2].max() <= 4.0  # ... reweighted,
+    assert np.all(y[held[2] > 1.0].max(axis=-1) > 0)  # on sounding frames only
+
+
+def test_held_notes_weigh_more_the_longer_they_sound():
+    midi = np.array([0, 60, 60, 60, 60, 60, 60, 60.3, 62, 62, 0, 62], np.float32)
+    since = seconds_into_note(midi, 0.25)
+    np.testing.assert_allclose(since, [0, 0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 0, 0.25, 0, 0])  # 60.3 is still 60
+    weights = held_note_weights(midi, 0.25, 3.0)
+    np.testing.assert_allclose(weights[:8], [1, 1, 1, 1 + 3 * 0.25 / 0.75, 1 + 3 * 0.5 / 0.75, 4, 4, 4], rtol=1e-6)
+    assert weights[10] == 1.0 and np.all(held_note_weights(midi, 0.25, 0.0) == 1.0)
 
 
 def test_targets_follow_the_pitch_and_the_augmentations_move_both():

@@ -85,6 +85,9 @@ class TrainConfig:
             with them).
         context_dilations: one residual context block after the trunk per entry, reading
             the salience frames this far either side (training.model); () for none.
+        held_weight: extra loss weight of a held note's later frames: a voiced frame t
+            seconds into its note weighs 1 + held_weight * clip((t - 0.25) / 0.75, 0, 1)
+            (training.salience.held_note_weights), where a buried lead is lost; 0 for none.
     """
 
     name: str = "default"
@@ -102,6 +105,7 @@ class TrainConfig:
     pitch_shift_bins: int = 8
     time_stride: int = 2
     context_dilations: tuple[int, ...] = ()
+    held_weight: float = 0.0
 
     @staticmethod
     def default() -> "TrainConfig":

@@ -62,6 +62,47 @@ def target_map(midi: np.ndarray, config: fe.FrontendConfig, sigma_bins: float) -
     return np.where(voiced[:, None], np.exp(-0.5 * (d / sigma_bins) ** 2), 0.0).astype(np.float32)
 
 
+HELD_START_S = 0.25  # a note's frames weigh more from this far into it ...
+HELD_RAMP_S = 0.75  # ... reaching 1 + held_weight this much later
+
+
+def seconds_into_note(midi: np.ndarray, frame_s: float) -> np.ndarray:
+    """float32 (n_frames,): how long each voiced frame's note has sounded, in seconds (0 where
+    silent). A note begins on a voiced frame after silence, or on one more than half a
+    semitone from the pitch its note began on.
+
+    Args:
+        midi: float (n_frames,): MIDI pitch per frame, 0 where silent.
+        frame_s: seconds per frame.
+    """
+    since = np.zeros(len(midi), np.float32)
+    start_pitch, start = 0.0, 0
+    for i, pitch in enumerate(np.asarray(midi, dtype=np.float32)):
+        if pitch <= 0:
+            start_pitch = 0.0
+            continue
+        if start_pitch <= 0 or abs(pitch - start_pitch) > 0.5:
+            start_pitch, start = float(pitch), i
+        since[i] = (i - start) * frame_s
+    return since
+
+
+def held_note_weights(midi: np.ndarray, frame_s: float, held_weight: float) -> np.ndarray:
+    """Loss weights that stress held notes, where the lead decays under the backing's attacks.
+
+    Args:
+        midi: float (n_frames,): MIDI pitch per target frame, 0 where silent.
+        frame_s: seconds per target frame.
+        held_weight: the extra weight a frame reaches once well into its note.
+
+    Returns:
+        float32 (n_frames,): 1 + held_weight * clip((t - 0.25 s) / 0.75 s, 0, 1) on voiced
+        frames t seconds into their note (seconds_into_note), 1 where silent.
+    """
+    ramp = np.clip((seconds_into_note(midi, frame_s) - HELD_START_S) / HELD_RAMP_S, 0.0, 1.0)
+    return np.where(np.asarray(midi) > 0, 1.0 + held_weight * ramp, 1.0).astype(np.float32)
+
+
 def stretch_track(midi: np.ndarray, n_out: int) -> np.ndarray:
     """Nearest-frame resampling of a pitch track (no interpolation across voicing edges)."""
     index = np.round(np.linspace(0.0, midi.size - 1.0, n_out)).astype(np.int64)
@@ -106,9 +147,10 @@ def _mir1k_track(clip: mir1k.Clip, rng: np.random.Generator, frontend: fe.Fronte
 
 def sample_window(songs: list[SongPairs], clips: list[mir1k.Clip], rng: np.random.Generator,
                   config: TrainConfig, frontend: fe.FrontendConfig
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """One training example: float32 (window_frames, n_bins) normalised window and its target
-    float32 (window_frames // config.time_stride, n_bins)."""
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One training example: float32 (window_frames, n_bins) normalised window, its target
+    float32 (window_frames // config.time_stride, n_bins) and the target frames' loss weights
+    float32 (window_frames // config.time_stride,) (held_note_weights)."""
     while True:
         if clips and rng.random() < MIR1K_FRACTION:
             spec, midi = _mir1k_track(clips[int(rng.integers(len(clips)))], rng, frontend)
@@ -123,12 +165,15 @@ def sample_window(songs: list[SongPairs], clips: list[mir1k.Clip], rng: np.rando
         made = _window(spec, midi, rng, config, frontend, min_voiced)
         if made is not None:
             window, track = made
+            track = track[::config.time_stride]
             return (fe.normalize_windows(window, frontend),
-                    target_map(track[::config.time_stride], frontend, config.sigma_bins))
+                    target_map(track, frontend, config.sigma_bins),
+                    held_note_weights(track, config.time_stride / frontend.frame_rate_hz, config.held_weight))
 
 
 class SalienceBatches(keras.utils.PyDataset):
-    """(windows (B, frames, bins), targets (B, frames // time_stride, bins)) batches.
+    """(windows (B, frames, bins), targets (B, frames // time_stride, bins), frame weights
+    (B, frames // time_stride)) batches.
 
     Args:
         songs: cached pairs with melody targets.
@@ -156,4 +201,4 @@ class SalienceBatches(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         pairs = [sample_window(self.songs, self.clips, rng, self.config, self.frontend)
                  for _ in range(self.config.batch_windows)]
-        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        return tuple(np.stack([p[i] for p in pairs]) for i in range(3))

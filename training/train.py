@@ -49,11 +49,12 @@ def split_by_song(songs: list[pair_shards.SongPairs], fraction: float, seed: int
 
 
 def weighted_bce(positive_weight: float):
-    """Binary cross-entropy over the map, each cell weighted 1 + positive_weight * target."""
+    """Binary cross-entropy over the map, each cell weighted 1 + positive_weight * target:
+    (B, frames) means over the bins, which Keras weights by the batches' frame weights."""
     def loss(y_true, y_pred):
         y_pred = keras.ops.clip(y_pred, 1e-6, 1.0 - 1e-6)
         bce = -(y_true * keras.ops.log(y_pred) + (1.0 - y_true) * keras.ops.log(1.0 - y_pred))
-        return keras.ops.mean(bce * (1.0 + positive_weight * y_true))
+        return keras.ops.mean(bce * (1.0 + positive_weight * y_true), axis=-1)
     return loss
 
 

@@ -57,13 +57,18 @@ def scores(reference_midi: np.ndarray, salience_map: np.ndarray, frontend: fe.Fr
     frame_s = frontend.hop_length_samples / frontend.sample_rate_hz
     ref_t = np.arange(reference_midi.size) * frame_s
     est_t = (np.arange(line.size) * config.pool + (config.pool - 1) / 2) * stride * frame_s  # pooled frames' centres
-    ref_hz, est_hz = midi_to_hz(reference_midi), midi_to_hz(line)
-    result = dict(mir_eval.melody.evaluate(ref_t, ref_hz, est_t, est_hz))
+    # mir_eval.melody.evaluate's metrics, from one resampling shared with the held notes'
+    ref_v, ref_c, est_v, est_c = mir_eval.melody.to_cent_voicing(ref_t, midi_to_hz(reference_midi),
+                                                                 est_t, midi_to_hz(line))
     held = seconds_into_note(reference_midi, frame_s) >= HELD_AFTER_S
-    ref_v, ref_c, est_v, est_c = mir_eval.melody.to_cent_voicing(ref_t, ref_hz, est_t, est_hz)
-    result[HELD] = (mir_eval.melody.raw_pitch_accuracy(ref_v[held], ref_c[held], est_v[held], est_c[held])
-                    if held.any() else float("nan"))
-    return result
+    melody = mir_eval.melody
+    return {"Voicing Recall": melody.voicing_recall(ref_v, est_v),
+            "Voicing False Alarm": melody.voicing_false_alarm(ref_v, est_v),
+            "Raw Pitch Accuracy": melody.raw_pitch_accuracy(ref_v, ref_c, est_v, est_c),
+            "Raw Chroma Accuracy": melody.raw_chroma_accuracy(ref_v, ref_c, est_v, est_c),
+            "Overall Accuracy": melody.overall_accuracy(ref_v, ref_c, est_v, est_c),
+            HELD: (melody.raw_pitch_accuracy(ref_v[held], ref_c[held], est_v[held], est_c[held])
+                   if held.any() else float("nan"))}
 
 
 def items(pairs_dir: Path, shared_data: Path | None, frontend: fe.FrontendConfig):

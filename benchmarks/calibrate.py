@@ -141,18 +141,25 @@ def fit_evidence(rows: list[dict], l2: float = 1.0) -> Evidence:
     return Evidence(tuple(float(v) for v in weights), float(w[-1] - np.dot(weights, mean)))
 
 
+def evidence_values(rows: list[dict], evidence: Evidence) -> np.ndarray:
+    """float64 (len(rows),): each row's evidence, -inf for a row without candidates (which
+    device.decision never matches)."""
+    x = feature_matrix(rows)
+    return np.where(x[:, FEATURES.index("candidates")] > 0, x @ np.array(evidence.weights) + evidence.bias,
+                    -np.inf)
+
+
 def evidence_grid(rows: list[dict], evidence: Evidence) -> list[dict]:
     """For each cut of `evidence` between the rows' values (accept a row with candidates
     when its evidence exceeds the cut), the outcome() and the Evidence with the cut folded
     into its bias; strictness: the cut."""
-    x = feature_matrix(rows)
-    values = x @ np.array(evidence.weights) + evidence.bias
-    has = x[:, FEATURES.index("candidates")] > 0
+    values = evidence_values(rows, evidence)
+    has = np.isfinite(values)
     levels = np.unique(values[has])
     cuts = np.concatenate([[levels[0] - 1.0], (levels[:-1] + levels[1:]) / 2, [levels[-1] + 1.0]])
     known = labels(rows)
     return [{"evidence": Evidence(evidence.weights, evidence.bias - cut).to_dict()}
-            | outcome(has & (values >= cut), known) | {"strictness": (float(cut),)} for cut in cuts]
+            | outcome(values >= cut, known) | {"strictness": (float(cut),)} for cut in cuts]
 
 
 def choose(grid: list[dict], max_false_accepts: float) -> dict:
@@ -172,9 +179,7 @@ def accepted(rule: dict, rows: list[dict]) -> np.ndarray:
     """bool (len(rows),): which rows a chosen rule (a grid point of threshold_grid or
     evidence_grid) matches, as device.decision decides."""
     if "evidence" in rule:
-        evidence = Evidence.from_dict(rule["evidence"])
-        x = feature_matrix(rows)
-        return (x[:, FEATURES.index("candidates")] > 0) & (x @ np.array(evidence.weights) + evidence.bias >= 0)
+        return evidence_values(rows, Evidence.from_dict(rule["evidence"])) >= 0
     best = np.array([r["best"] for r in rows])
     return (best >= rule["min_score"]) & (best - np.array([r["runner_up"] for r in rows]) >= rule["min_margin"])
 

@@ -18,6 +18,13 @@ Writes line_quality.csv (one row per song), line_quality_summary.json (per group
 mean chroma accuracy, and with --scorecard the queries' top-1 / top-10), line_quality.png
 (each song's raw chroma against its lead's level; and the stored line over the lead's notes
 for the song with the median accuracy among the most buried leads), and prints the summary.
+
+Beside mir_eval's figures, each stored frame is sorted by what it hears of the lead
+(`frame_errors`): right, a timing slip, an octave off, a wrong pitch, or nothing; and the
+wrong pitches by the part of the render that sounds them then (`training.render.part_notes`):
+the harmony or counter-line, the accompaniment, the bass. So a better model can be judged
+by the errors that cost songs (the wrong pitches: README, "Where `5f65e0f3` still loses
+songs"), not by the mean.
 """
 from __future__ import annotations
 
@@ -41,11 +48,15 @@ from device import assets
 from device.catalogue import Catalogue
 from training.melody import Note, Song, sounding_pitch
 from training.pair_shards import song_seed
-from training.render import arrange, lead_notes
+from training.render import arrange, lead_notes, part_notes
 
 REFERENCE_HOP_S = 0.01
+TIMING_FRAMES = 3  # a pitch the lead sounds this many melody frames (240 ms) away is a timing slip
+HEARD = ("right", "timing", "octave", "wrong", "unheard")  # what a frame of the lead hears
+BACKING_PARTS = ("line", "accompaniment", "bass")
 FIELDS = ("song_id", "raw_chroma", "voicing_false_alarm", "lead_db", "style", "voice_lead", "line",
-          "doubled", "source")
+          "doubled", "source", "lead_frames", *HEARD, *(f"wrong_on_{p}" for p in BACKING_PARTS),
+          "wrong_on_backing")
 
 
 def line_scores(line: np.ndarray, rate_hz: float, centre_s: float, notes: tuple[Note, ...]
@@ -63,6 +74,48 @@ def line_scores(line: np.ndarray, rate_hz: float, centre_s: float, notes: tuple[
     return float(metrics["Raw Chroma Accuracy"]), float(metrics["Voicing False Alarm"])
 
 
+def _sounding_classes(notes: tuple[Note, ...], times_s: np.ndarray) -> np.ndarray:
+    """bool (n, 12): the pitch classes the notes sound at each time."""
+    classes = np.zeros((times_s.size, 12), bool)
+    for note in notes:
+        first, last = np.searchsorted(times_s, [note.start_s, note.end_s])
+        classes[first:last, int(round(note.pitch)) % 12] = True
+    return classes
+
+
+def frame_errors(line: np.ndarray, rate_hz: float, centre_s: float, notes: tuple[Note, ...],
+                 parts: dict[str, tuple[Note, ...]]) -> dict[str, int]:
+    """What each frame of a stored line hears of the lead (the note sounding at the frame's
+    centre), as counts of the lead's sounding frames: "right" (within half a semitone),
+    "timing" (the lead's pitch within TIMING_FRAMES frames), "octave", "wrong", "unheard";
+    and "wrong_on_<part>", the wrong frames whose pitch class that part of `parts`
+    (training.render.part_notes) sounds then, "wrong_on_backing" any of them; "lead_frames".
+    Where the line stores a pitch, it is read at the nearest half semitone."""
+    times_s = np.arange(line.size) / rate_hz + centre_s
+    true = sounding_pitch(notes, times_s).astype(np.float64)
+    heard = np.asarray(line, np.float64)
+    lead, voiced = true > 0, heard > 0
+    near = np.zeros(line.size, bool)
+    for shift in range(-TIMING_FRAMES, TIMING_FRAMES + 1):
+        if shift:
+            moved = np.roll(true, shift)
+            near |= (moved > 0) & (np.abs(moved - heard) <= 0.5)
+    right = lead & voiced & (np.abs(heard - true) <= 0.5)
+    octave = lead & voiced & ~right & (np.abs(np.mod(heard - true + 6, 12) - 6) <= 0.5)
+    timing = lead & voiced & ~right & ~octave & near
+    wrong = lead & voiced & ~right & ~octave & ~near
+    counts = {"lead_frames": int(lead.sum()), "right": int(right.sum()), "timing": int(timing.sum()),
+              "octave": int(octave.sum()), "wrong": int(wrong.sum()), "unheard": int((lead & ~voiced).sum())}
+    heard_class = np.round(heard).astype(int) % 12
+    on_backing = np.zeros(line.size, bool)
+    for part in BACKING_PARTS:
+        sounds = _sounding_classes(parts.get(part, ()), times_s)[np.arange(line.size), heard_class] & wrong
+        counts[f"wrong_on_{part}"] = int(sounds.sum())
+        on_backing |= sounds
+    counts["wrong_on_backing"] = int(on_backing.sum())
+    return counts
+
+
 def first_centre_s(catalogue: Catalogue) -> float:
     """Seconds from a song's start to the centre of its first melody frame (frontend frames
     are not centred: frame i covers [i * hop, i * hop + frame_length) samples)."""
@@ -78,14 +131,28 @@ def song_rows(catalogue: Catalogue, songs: dict[str, Song]) -> list[dict]:
         song = songs.get(info.song_id)
         if song is None:
             continue
-        chroma, false_alarm = line_scores(np.asarray(catalogue.melody(row)), catalogue.melody_rate_hz,
-                                          centre_s, lead_notes(song))
-        played = arrange(song, song_seed(song.song_id, 0))
+        line = np.asarray(catalogue.melody(row))
+        chroma, false_alarm = line_scores(line, catalogue.melody_rate_hz, centre_s, lead_notes(song))
+        seed = song_seed(song.song_id, 0)
+        played = arrange(song, seed)
         rows.append({"song_id": song.song_id, "raw_chroma": round(chroma, 4),
                      "voicing_false_alarm": round(false_alarm, 4), "lead_db": round(played.lead_db, 2),
                      "style": played.style, "voice_lead": played.voice_lead, "line": played.line,
-                     "doubled": played.doubling is not None, "source": song.source})
+                     "doubled": played.doubling is not None, "source": song.source,
+                     **frame_errors(line, catalogue.melody_rate_hz, centre_s, lead_notes(song),
+                                    part_notes(song, seed))})
     return rows
+
+
+def frame_shares(rows: list[dict]) -> dict:
+    """Over all rows' lead frames: the share each of HEARD; and of the wrong frames, the
+    share each backing part sounds (and any of them)."""
+    total = lambda key: sum(int(r[key]) for r in rows)  # noqa: E731
+    lead, wrong = max(total("lead_frames"), 1), max(total("wrong"), 1)
+    shares = {key: round(total(key) / lead, 4) for key in HEARD}
+    shares["wrong_sounded_by"] = {part: round(total(f"wrong_on_{part}") / wrong, 3)
+                                  for part in (*BACKING_PARTS, "backing")}
+    return shares
 
 
 def _level_band(lead_db: float) -> str:
@@ -100,27 +167,32 @@ GROUPS = {
     "style": lambda r: r["style"],
     "voice_lead": lambda r: str(r["voice_lead"]),
     "line": lambda r: r["line"],
+    "source": lambda r: r["source"],
 }
 
 
 def summarise(rows: list[dict], queries: list[dict]) -> dict:
-    """Per grouping and group: songs, mean raw chroma, and the queries of those songs
-    (scorecard rows of method "model", rank 1-based, 0 not found): count, top-1, top-10."""
+    """Per grouping and group: songs, mean raw chroma, the share of the lead's frames heard
+    at a wrong pitch, and the queries of those songs (scorecard rows of method "model", rank
+    1-based, 0 not found): count, top-1, top-10. "frames": frame_shares of all rows."""
     by_song = {r["song_id"]: r for r in rows}
-    summary = {"songs": len(rows), "mean_raw_chroma": round(float(np.mean([r["raw_chroma"] for r in rows])), 4)}
+    summary = {"songs": len(rows), "mean_raw_chroma": round(float(np.mean([r["raw_chroma"] for r in rows])), 4),
+               "frames": frame_shares(rows)}
     for name, key in GROUPS.items():
-        groups = collections.defaultdict(lambda: {"songs": 0, "chroma": [], "ranks": []})
+        groups = collections.defaultdict(lambda: {"songs": 0, "chroma": [], "ranks": [], "rows": []})
         for r in rows:
             group = groups[key(r)]
             group["songs"] += 1
             group["chroma"].append(r["raw_chroma"])
+            group["rows"].append(r)
         for q in queries:
             if q["truth"] in by_song:
                 groups[key(by_song[q["truth"]])]["ranks"].append(int(q["rank"]))
         summary[name] = {}
         for label in sorted(groups):
             g = groups[label]
-            entry = {"songs": g["songs"], "mean_raw_chroma": round(float(np.mean(g["chroma"])), 4)}
+            entry = {"songs": g["songs"], "mean_raw_chroma": round(float(np.mean(g["chroma"])), 4),
+                     "wrong": frame_shares(g["rows"])["wrong"]}
             if g["ranks"]:
                 ranks = np.array(g["ranks"])
                 entry.update(queries=int(ranks.size), top1=round(float(np.mean(ranks == 1)), 3),

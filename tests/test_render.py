@@ -93,6 +93,19 @@ def test_arrangements_vary_over_seeds(twinkle):
     assert arrange(twinkle, 5) == arrange(twinkle, 5) and arrange(twinkle, 5).describe()
 
 
+def test_part_notes_name_the_parts_each_arrangement_plays(twinkle):
+    for seed in range(40):
+        played, parts = arrange(twinkle, seed), render.part_notes(twinkle, seed)
+        assert parts["lead"] == render.lead_notes(twinkle)
+        assert ("doubling" in parts) == (played.doubling is not None)
+        assert ("line" in parts) == (played.line_instrument is not None)
+        assert ("bass" in parts) == (played.bass is not None)
+        assert ("timpani" in parts) == (played.drums == "Timpani") and parts["accompaniment"]
+        if played.line in ("third", "sixth"):  # under the melody, a third or a sixth below
+            assert {n.pitch for n in parts["line"]} != {n.pitch for n in parts["lead"]}
+    assert render.part_notes(twinkle, 3) == render.part_notes(twinkle, 3)
+
+
 @pytest.mark.parametrize("style", STYLES)
 def test_each_style_renders(renderer, twinkle, style):
     arrangement = arrange(twinkle, 4, style)

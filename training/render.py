@@ -42,6 +42,7 @@ STYLES = ("band", "piano", "strings", "electronic")
 
 _MIDI_CHANNELS = 16
 _DRUM_CHANNEL = 9
+_CHANNELS = {"lead": 0, "doubling": 1, "line": 2, "accompaniment": 3, "bass": 4, "timpani": 5}
 _DRUM_BANK = 128
 _KITS = {"Standard": 0, "Room": 8, "Power": 16, "Electronic": 24, "TR-808": 25}  # bank 128
 _TIMPANI = "Timpani"  # in place of a kit: a melodic part on chord roots
@@ -419,7 +420,7 @@ class Renderer:
             duration_s = max(song.duration_s - start_s, 0.0)
         n_samples = round(duration_s * self.sample_rate_hz)
         arrangement = arrangement or arrange(song, seed)
-        parts = _parts(song, arrangement, np.random.default_rng([seed, 1]))
+        parts = _drawn_parts(song, seed, arrangement)
         backing = self._mix([p for p in parts if p.role == "backing"], start_s, n_samples)
         reference = _loudness(backing) or 1.0
         for part in parts:
@@ -562,11 +563,11 @@ def _parts(song: Song, arrangement: Arrangement, rng: np.random.Generator) -> tu
     """
     chords = song.chords or _chords_from_melody(song)
     lead = lead_notes(song)
-    parts = [_Part("lead", 0, 0, _program(arrangement.lead), 0.0, lead)]
+    parts = [_Part("lead", _CHANNELS["lead"], 0, _program(arrangement.lead), 0.0, lead)]
     if arrangement.doubling:
         doubled = tuple(dataclasses.replace(n, pitch=n.pitch + arrangement.doubling_semitones)
                         for n in lead)
-        parts.append(_Part("lead", 1, 0, _program(arrangement.doubling),
+        parts.append(_Part("lead", _CHANNELS["doubling"], 0, _program(arrangement.doubling),
                            arrangement.doubling_db, doubled))
     if arrangement.line_instrument:
         if arrangement.line in ("third", "sixth"):
@@ -576,7 +577,7 @@ def _parts(song: Song, arrangement: Arrangement, rng: np.random.Generator) -> tu
             line = _countermelody(song, chords, rng)
         else:
             line = _held_line(chords, rng)
-        parts.append(_Part("line", 2, 0, _program(arrangement.line_instrument),
+        parts.append(_Part("line", _CHANNELS["line"], 0, _program(arrangement.line_instrument),
                            arrangement.lead_db + arrangement.line_db, line))
 
     voicings = {"block": _block_chords, "arpeggio": _arpeggios, "strum": _strums,
@@ -585,7 +586,7 @@ def _parts(song: Song, arrangement: Arrangement, rng: np.random.Generator) -> tu
         accompaniment = _fold(song.accompaniment, _TOP_MIDI)
     else:
         accompaniment = voicings[arrangement.voicing](song, chords, rng)
-    parts.append(_Part("backing", 3, 0, _program(arrangement.accompaniment), 0.0, accompaniment))
+    parts.append(_Part("backing", _CHANNELS["accompaniment"], 0, _program(arrangement.accompaniment), 0.0, accompaniment))
 
     if arrangement.bass:
         step = _bass_step_beats(song, arrangement.bass_step)
@@ -593,10 +594,10 @@ def _parts(song: Song, arrangement: Arrangement, rng: np.random.Generator) -> tu
             bass = _bass_from_chords(song, chords, step, rng)
         else:
             bass = _bass_from_accompaniment(song, step, rng)
-        parts.append(_Part("backing", 4, 0, _program(arrangement.bass), arrangement.bass_db, bass))
+        parts.append(_Part("backing", _CHANNELS["bass"], 0, _program(arrangement.bass), arrangement.bass_db, bass))
 
     if arrangement.drums == _TIMPANI:
-        parts.append(_Part("backing", 5, 0, _program(_TIMPANI), arrangement.drums_db,
+        parts.append(_Part("backing", _CHANNELS["timpani"], 0, _program(_TIMPANI), arrangement.drums_db,
                            _timpani(song, chords, rng)))
     elif arrangement.drums:
         drums = _drums(song, four_on_the_floor=arrangement.style == "electronic",
@@ -604,6 +605,20 @@ def _parts(song: Song, arrangement: Arrangement, rng: np.random.Generator) -> tu
         parts.append(_Part("backing", _DRUM_CHANNEL, _DRUM_BANK, _KITS[arrangement.drums],
                            arrangement.drums_db, drums))
     return tuple(parts)
+
+
+def _drawn_parts(song: Song, seed: int, arrangement: Arrangement) -> tuple[_Part, ...]:
+    """The parts a render of `seed` plays (the notes' draws seeded apart from the arrangement's)."""
+    return _parts(song, arrangement, np.random.default_rng([seed, 1]))
+
+
+def part_notes(song: Song, seed: int) -> dict[str, tuple[Note, ...]]:
+    """The notes each part of `Renderer.render(song, seed)` plays, by the part's name in
+    _CHANNELS ("lead", "doubling", "line", "accompaniment", "bass", "timpani"); parts the
+    arrangement lacks, and the drums, are absent."""
+    names = {channel: name for name, channel in _CHANNELS.items()}
+    return {names[p.channel]: p.notes for p in _drawn_parts(song, seed, arrange(song, seed))
+            if p.channel in names}
 
 
 def _program(name: str) -> int:

@@ -90,7 +90,7 @@ def frame_errors(line: np.ndarray, rate_hz: float, centre_s: float, notes: tuple
     "timing" (the lead's pitch within TIMING_FRAMES frames), "octave", "wrong", "unheard";
     and "wrong_on_<part>", the wrong frames whose pitch class that part of `parts`
     (training.render.part_notes) sounds then, "wrong_on_backing" any of them; "lead_frames".
-    Where the line stores a pitch, it is read at the nearest half semitone."""
+    A wrong pitch is traced by the pitch class of its nearest semitone."""
     times_s = np.arange(line.size) / rate_hz + centre_s
     true = sounding_pitch(notes, times_s).astype(np.float64)
     heard = np.asarray(line, np.float64)

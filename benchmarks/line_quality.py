@@ -87,18 +87,19 @@ def frame_errors(line: np.ndarray, rate_hz: float, centre_s: float, notes: tuple
                  parts: dict[str, tuple[Note, ...]]) -> dict[str, int]:
     """What each frame of a stored line hears of the lead (the note sounding at the frame's
     centre), as counts of the lead's sounding frames: "right" (within half a semitone),
-    "timing" (the lead's pitch within TIMING_FRAMES frames), "octave", "wrong", "unheard";
+    else "octave" (its pitch class), else "timing" (the lead's pitch within TIMING_FRAMES
+    frames), else "wrong"; or "unheard";
     and "wrong_on_<part>", the wrong frames whose pitch class that part of `parts`
     (training.render.part_notes) sounds then, "wrong_on_backing" any of them; "lead_frames".
-    A wrong pitch is traced by the pitch class of its nearest semitone."""
+    A wrong pitch is traced by the pitch class of its nearest semitone (either, half way)."""
     times_s = np.arange(line.size) / rate_hz + centre_s
     true = sounding_pitch(notes, times_s).astype(np.float64)
     heard = np.asarray(line, np.float64)
     lead, voiced = true > 0, heard > 0
-    near = np.zeros(line.size, bool)
+    padded, near = np.pad(true, TIMING_FRAMES), np.zeros(line.size, bool)  # no pitch beyond the ends
     for shift in range(-TIMING_FRAMES, TIMING_FRAMES + 1):
         if shift:
-            moved = np.roll(true, shift)
+            moved = padded[TIMING_FRAMES + shift:TIMING_FRAMES + shift + line.size]
             near |= (moved > 0) & (np.abs(moved - heard) <= 0.5)
     right = lead & voiced & (np.abs(heard - true) <= 0.5)
     octave = lead & voiced & ~right & (np.abs(np.mod(heard - true + 6, 12) - 6) <= 0.5)
@@ -106,10 +107,12 @@ def frame_errors(line: np.ndarray, rate_hz: float, centre_s: float, notes: tuple
     wrong = lead & voiced & ~right & ~octave & ~near
     counts = {"lead_frames": int(lead.sum()), "right": int(right.sum()), "timing": int(timing.sum()),
               "octave": int(octave.sum()), "wrong": int(wrong.sum()), "unheard": int((lead & ~voiced).sum())}
-    heard_class = np.round(heard).astype(int) % 12
+    rows = np.arange(line.size)
+    below, above = np.ceil(heard - 0.5).astype(int) % 12, np.floor(heard + 0.5).astype(int) % 12
     on_backing = np.zeros(line.size, bool)
     for part in BACKING_PARTS:
-        sounds = _sounding_classes(parts.get(part, ()), times_s)[np.arange(line.size), heard_class] & wrong
+        classes = _sounding_classes(parts.get(part, ()), times_s)
+        sounds = (classes[rows, below] | classes[rows, above]) & wrong
         counts[f"wrong_on_{part}"] = int(sounds.sum())
         on_backing |= sounds
     counts["wrong_on_backing"] = int(on_backing.sum())
@@ -132,15 +135,16 @@ def song_rows(catalogue: Catalogue, songs: dict[str, Song]) -> list[dict]:
         if song is None:
             continue
         line = np.asarray(catalogue.melody(row))
-        chroma, false_alarm = line_scores(line, catalogue.melody_rate_hz, centre_s, lead_notes(song))
+        lead = lead_notes(song)
+        chroma, false_alarm = line_scores(line, catalogue.melody_rate_hz, centre_s, lead)
         seed = song_seed(song.song_id, 0)
         played = arrange(song, seed)
         rows.append({"song_id": song.song_id, "raw_chroma": round(chroma, 4),
                      "voicing_false_alarm": round(false_alarm, 4), "lead_db": round(played.lead_db, 2),
                      "style": played.style, "voice_lead": played.voice_lead, "line": played.line,
                      "doubled": played.doubling is not None, "source": song.source,
-                     **frame_errors(line, catalogue.melody_rate_hz, centre_s, lead_notes(song),
-                                    part_notes(song, seed))})
+                     **frame_errors(line, catalogue.melody_rate_hz, centre_s, lead,
+                                    part_notes(song, seed, played))})
     return rows
 
 

@@ -48,14 +48,16 @@ def test_each_frame_is_sorted_and_wrong_ones_traced_to_the_part_that_sounds_them
     line[25:30] = 72.0  # the lead an octave up
     line[30:35] = 0.0  # nothing heard
     line[50:52] = 60.0  # the lead's previous note lingering past the change at 4 s: a timing slip
+    line[60:62] = 64.5  # half way between E and F while the line plays F: wrong, traced to the line
+    line[98:] = 60.0  # the song's first note (C) at its end: wrong, not a timing slip, on the chords
     counts = lq.frame_errors(line, RATE_HZ, CENTRE_S, lead, parts)
     assert counts["lead_frames"] == 100
-    assert (counts["wrong"], counts["octave"], counts["unheard"], counts["timing"]) == (15, 5, 5, 2)
-    assert counts["right"] == 100 - 15 - 5 - 5 - 2
-    assert (counts["wrong_on_line"], counts["wrong_on_accompaniment"], counts["wrong_on_bass"]) == (10, 5, 0)
-    assert counts["wrong_on_backing"] == 15
+    assert (counts["wrong"], counts["octave"], counts["unheard"], counts["timing"]) == (19, 5, 5, 2)
+    assert counts["right"] == 100 - 19 - 5 - 5 - 2
+    assert (counts["wrong_on_line"], counts["wrong_on_accompaniment"], counts["wrong_on_bass"]) == (12, 7, 0)
+    assert counts["wrong_on_backing"] == 19
     shares = lq.frame_shares([counts, dict(counts)])
-    assert shares["wrong"] == 0.15 and shares["wrong_sounded_by"]["line"] == pytest.approx(10 / 15, abs=1e-3)
+    assert shares["wrong"] == 0.19 and shares["wrong_sounded_by"]["line"] == pytest.approx(12 / 19, abs=1e-3)
 
 
 def test_queries_are_counted_by_their_songs_groups():

@@ -586,7 +586,8 @@ def _parts(song: Song, arrangement: Arrangement, rng: np.random.Generator) -> tu
         accompaniment = _fold(song.accompaniment, _TOP_MIDI)
     else:
         accompaniment = voicings[arrangement.voicing](song, chords, rng)
-    parts.append(_Part("backing", _CHANNELS["accompaniment"], 0, _program(arrangement.accompaniment), 0.0, accompaniment))
+    parts.append(_Part("backing", _CHANNELS["accompaniment"], 0, _program(arrangement.accompaniment), 0.0,
+                       accompaniment))
 
     if arrangement.bass:
         step = _bass_step_beats(song, arrangement.bass_step)
@@ -612,13 +613,14 @@ def _drawn_parts(song: Song, seed: int, arrangement: Arrangement) -> tuple[_Part
     return _parts(song, arrangement, np.random.default_rng([seed, 1]))
 
 
-def part_notes(song: Song, seed: int) -> dict[str, tuple[Note, ...]]:
-    """The notes each part of `Renderer.render(song, seed)` plays, by the part's name in
-    _CHANNELS ("lead", "doubling", "line", "accompaniment", "bass", "timpani"); parts the
-    arrangement lacks, and the drums, are absent."""
+def part_notes(song: Song, seed: int, arrangement: Arrangement | None = None
+               ) -> dict[str, tuple[Note, ...]]:
+    """The notes each part of `Renderer.render(song, seed, arrangement=arrangement)` plays,
+    by the part's name in _CHANNELS ("lead", "doubling", "line", "accompaniment", "bass",
+    "timpani"); parts the arrangement lacks, and the drums, are absent."""
     names = {channel: name for name, channel in _CHANNELS.items()}
-    return {names[p.channel]: p.notes for p in _drawn_parts(song, seed, arrange(song, seed))
-            if p.channel in names}
+    parts = _drawn_parts(song, seed, arrangement or arrange(song, seed))
+    return {names[p.channel]: p.notes for p in parts if p.channel in names}
 
 
 def _program(name: str) -> int:

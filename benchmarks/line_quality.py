@@ -148,13 +148,17 @@ def song_rows(catalogue: Catalogue, songs: dict[str, Song]) -> list[dict]:
     return rows
 
 
+def _total(rows: list[dict], key: str) -> int:
+    """The rows' frame counts of one kind (frame_errors' keys) added up."""
+    return sum(int(r[key]) for r in rows)
+
+
 def frame_shares(rows: list[dict]) -> dict:
     """Over all rows' lead frames: the share each of HEARD; and of the wrong frames, the
     share each backing part sounds (and any of them)."""
-    total = lambda key: sum(int(r[key]) for r in rows)  # noqa: E731
-    lead, wrong = max(total("lead_frames"), 1), max(total("wrong"), 1)
-    shares = {key: round(total(key) / lead, 4) for key in HEARD}
-    shares["wrong_sounded_by"] = {part: round(total(f"wrong_on_{part}") / wrong, 3)
+    lead, wrong = max(_total(rows, "lead_frames"), 1), max(_total(rows, "wrong"), 1)
+    shares = {key: round(_total(rows, key) / lead, 4) for key in HEARD}
+    shares["wrong_sounded_by"] = {part: round(_total(rows, f"wrong_on_{part}") / wrong, 3)
                                   for part in (*BACKING_PARTS, "backing")}
     return shares
 
@@ -183,20 +187,18 @@ def summarise(rows: list[dict], queries: list[dict]) -> dict:
     summary = {"songs": len(rows), "mean_raw_chroma": round(float(np.mean([r["raw_chroma"] for r in rows])), 4),
                "frames": frame_shares(rows)}
     for name, key in GROUPS.items():
-        groups = collections.defaultdict(lambda: {"songs": 0, "chroma": [], "ranks": [], "rows": []})
+        groups = collections.defaultdict(lambda: {"rows": [], "ranks": []})
         for r in rows:
-            group = groups[key(r)]
-            group["songs"] += 1
-            group["chroma"].append(r["raw_chroma"])
-            group["rows"].append(r)
+            groups[key(r)]["rows"].append(r)
         for q in queries:
             if q["truth"] in by_song:
                 groups[key(by_song[q["truth"]])]["ranks"].append(int(q["rank"]))
         summary[name] = {}
         for label in sorted(groups):
             g = groups[label]
-            entry = {"songs": g["songs"], "mean_raw_chroma": round(float(np.mean(g["chroma"])), 4),
-                     "wrong": frame_shares(g["rows"])["wrong"]}
+            mine = g["rows"]
+            entry = {"songs": len(mine), "mean_raw_chroma": round(float(np.mean([r["raw_chroma"] for r in mine])), 4),
+                     "wrong": round(_total(mine, "wrong") / max(_total(mine, "lead_frames"), 1), 4)}
             if g["ranks"]:
                 ranks = np.array(g["ranks"])
                 entry.update(queries=int(ranks.size), top1=round(float(np.mean(ranks == 1)), 3),

@@ -24,6 +24,7 @@ from device import melody as mel
 from device.model import INPUT_NAME, OUTPUT_NAME, SIGNATURE, MelodyModel
 from training import config as cfg
 from training import pair_shards
+from training.model import salience_only
 from training.salience import SalienceBatches
 
 MODEL_FILE = "model.tflite"
@@ -96,7 +97,7 @@ def convert(run_dir: Path, pairs_dir: Path, out_dir: Path, weights: str = "best.
     """
     _, train, _ = cfg.load(run_dir / "config.json")
     melody_config = dataclasses.replace(melody_config, pool=mel.MelodyConfig.pool_for(train.time_stride))
-    model = keras.models.load_model(run_dir / weights, compile=False)
+    model = salience_only(keras.models.load_model(run_dir / weights, compile=False))
     songs = pair_shards.load(sorted(pairs_dir.glob("shard_*.pkl"))[:4])
     calibration = calibration_windows(songs, train, n_batches=4, seed=99)
     float_bytes = to_tflite(model, None)

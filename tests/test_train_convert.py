@@ -15,8 +15,9 @@ from device import manifest as mf  # noqa: E402
 from device import melody as mel  # noqa: E402
 from device.model import MelodyModel  # noqa: E402
 from training import corpora, pair_shards, pairs  # noqa: E402
-from training.salience import (SalienceBatches, held_note_weights, seconds_into_note, shift_bins,  # noqa: E402
-                               stretch_frames, stretch_track, target_map)
+from training.melody import Note, sounding_roll  # noqa: E402
+from training.salience import (SalienceBatches, held_note_weights, roll_map, seconds_into_note,  # noqa: E402
+                               shift_bins, stretch_frames, stretch_track, target_map)
 from training.config import DataConfig, TrainConfig  # noqa: E402
 from training.render import find_soundfonts  # noqa: E402
 
@@ -82,6 +83,69 @@ def test_targets_follow_the_pitch_and_the_augmentations_move_both():
     np.testing.assert_allclose(stretch_frames(ramp, 19)[:, 0], np.linspace(0, 9, 19), atol=1e-5)
     track = np.array([0, 0, 60, 60, 62, 0], np.float32)
     assert set(stretch_track(track, 11)) == {0.0, 60.0, 62.0}  # no pitch between voicing edges
+
+
+def test_recordings_carry_the_backings_pitches_and_batches_turn_them_into_a_second_target(pairs_dir):
+    roll = sounding_roll([Note(60, 0.0, 1.0), Note(64, 0.5, 1.5), Note(300, 0.0, 9.0)], np.array([0.25, 0.75, 1.25, 2.0]))
+    assert roll.shape == (4, 128)
+    assert [list(np.flatnonzero(r)) for r in roll] == [[60], [60, 64], [64], []]
+    target = roll_map(roll[1:2], 0, FRONTEND, sigma_bins=1.0)[0]
+    at = [int(round((p - FRONTEND.fmin_midi) * FRONTEND.bins_per_semitone)) for p in (60, 64)]
+    assert target[at].tolist() == [1.0, 1.0] and target.max() <= 1.0 and target[at[0] + 4] < 0.2
+    assert roll_map(roll[1:2], 3, FRONTEND, 1.0)[0].argmax() == at[0] + 3  # transposed with the window
+    songs = pair_shards.load([pairs_dir / "shard_00000.pkl"])
+    for song in songs:
+        assert song.recording_backing.shape == (song.recording_db.shape[0], 16)
+        played = np.unpackbits(song.recording_backing, axis=1)
+        assert played.sum(axis=1).mean() > 1  # chords and a bass under the tune
+    config = dataclasses.replace(TrainConfig.smoke(), backing_weight=0.5, batch_windows=8)
+    x, y, w = SalienceBatches(songs, [], config, FRONTEND, n_batches=1, seed=0)[0]
+    assert set(y) == set(w) == {"salience", "backing"} and y["backing"].shape == y["salience"].shape
+    np.testing.assert_array_equal(x, SalienceBatches(songs, [], dataclasses.replace(config, backing_weight=0.0),
+                                                     FRONTEND, n_batches=1, seed=0)[0][0])  # same windows
+    from_queries = y["backing"].max(axis=(1, 2)) == 0  # a hum has no backing
+    assert 0 < from_queries.sum() < len(x) and np.all(w["backing"] == 1.0)
+    # a backing that plays the lead's own notes gets the lead's target, however the window
+    # was cropped, stretched, subsampled and transposed
+    echo = []
+    for song in songs:
+        midi = np.round(song.recording_midi).astype(int)
+        one_hot = np.zeros((midi.size, 128), bool)
+        one_hot[np.arange(midi.size), midi] = midi > 0
+        echo.append(dataclasses.replace(song, recording_backing=np.packbits(one_hot, axis=1),
+                                        recording_midi=np.where(midi > 0, midi, 0).astype(np.float32)))
+    for stride in (1, 4):
+        _, y, _ = SalienceBatches(echo, [], dataclasses.replace(config, recording_fraction=1.0, time_stride=stride),
+                                  FRONTEND, n_batches=1, seed=1)[0]
+        assert y["salience"].max() == 1.0
+        np.testing.assert_allclose(y["backing"], y["salience"], atol=1e-6)
+
+
+def test_a_backing_head_trains_beside_the_salience_and_the_device_runs_the_salience_alone(pairs_dir, tmp_path):
+    import keras
+    from converter.convert import convert
+    from training.config import override
+    from training.model import build_model, load_weights_from
+    from training.train import run
+    plain_config = override(TrainConfig.smoke(), ["epochs=1"])
+    run(pairs_dir, tmp_path / "plain", DataConfig.smoke(), plain_config)
+    plain = keras.models.load_model(tmp_path / "plain" / "best.keras", compile=False)
+    config = override(plain_config, ["backing_weight=0.5"])
+    both = build_model(FRONTEND, config)
+    load_weights_from(both, plain)  # the head is left as initialised
+    x = SalienceBatches(pair_shards.load([pairs_dir / "shard_00000.pkl"]), [], plain_config,
+                        FRONTEND, 1, seed=5)[0][0]
+    out = both.predict(x, verbose=0)
+    np.testing.assert_allclose(out["salience"], plain.predict(x, verbose=0), atol=1e-6)
+    assert out["backing"].shape == out["salience"].shape
+    metrics = run(pairs_dir, tmp_path / "both", DataConfig.smoke(), config, init=tmp_path / "plain" / "best.keras")
+    assert np.isfinite(metrics["backing_loss"]) and np.isfinite(metrics["val_salience_loss"])
+    written = convert(tmp_path / "both", pairs_dir, tmp_path / "model")
+    trained = keras.models.load_model(tmp_path / "both" / "best.keras", compile=False)
+    assert written["model"]["parameters"] == trained.count_params() - trained.get_layer("backing_conv").count_params()
+    int8 = MelodyModel(tmp_path / "model" / "model.tflite").salience(x)
+    reference = keras.ops.convert_to_numpy(trained(x)["salience"])
+    assert int8.shape == reference.shape and np.abs(int8 - reference).mean() < 0.02
 
 
 def test_train_then_convert_to_int8_read_by_the_device(pairs_dir, tmp_path):

@@ -88,6 +88,10 @@ class TrainConfig:
         held_weight: extra loss weight of a held note's later frames: a voiced frame t
             seconds into its note weighs 1 + held_weight * clip((t - 0.25) / 0.75, 0, 1)
             (training.salience.held_note_weights), where a buried lead is lost; 0 for none.
+        backing_weight: weight of a second output's loss, "backing", which learns the
+            pitches the backing plays (training.salience.roll_map) from the same trunk, so
+            that the trunk tells them from the lead's; the device never runs it
+            (converter.convert keeps "salience" alone); 0 for no second output.
     """
 
     name: str = "default"
@@ -106,6 +110,7 @@ class TrainConfig:
     time_stride: int = 2
     context_dilations: tuple[int, ...] = ()
     held_weight: float = 0.0
+    backing_weight: float = 0.0
 
     @staticmethod
     def default() -> "TrainConfig":

@@ -83,3 +83,22 @@ def sounding_pitch(notes: Sequence[Note], times_s: np.ndarray, offset_semitones:
     index = np.clip(np.searchsorted(starts, times_s, side="right") - 1, 0, len(notes) - 1)
     sounding = (times_s >= starts[index]) & (times_s < ends[index])
     return np.where(sounding, pitches[index], 0.0).astype(np.float32)
+
+
+def sounding_roll(notes: Sequence[Note], times_s: np.ndarray) -> np.ndarray:
+    """Which MIDI pitches any of `notes` (polyphonic, any order) sound at given instants.
+
+    Args:
+        notes: notes in song seconds; pitches outside 0..127 are left out.
+        times_s: float array (n,) of song seconds, ascending.
+
+    Returns:
+        bool array (n, 128): [i, p] when a note of pitch p sounds at times_s[i] (start <= t < end).
+    """
+    times_s = np.asarray(times_s, dtype=np.float64)
+    roll = np.zeros((times_s.size, 128), dtype=bool)
+    for note in notes:
+        if 0 <= note.pitch < 128:
+            lo, hi = np.searchsorted(times_s, [note.start_s, note.end_s], side="left")
+            roll[lo:hi, note.pitch] = True
+    return roll

@@ -77,18 +77,33 @@ def build_model(frontend: FrontendConfig, config: TrainConfig) -> keras.Model:
     x = _conv(x, c[1], (5, 3), (8, 1))
     for k, d in enumerate(config.context_dilations):
         x = _context_block(x, c[2], d, f"context_{k}")
-    x = layers.Conv2D(1, (3, 3), padding="same", activation="sigmoid")(x)
-    outputs = layers.Reshape((frontend.window_frames // s, frontend.n_bins), name="salience")(x)
-    return keras.Model(inputs, outputs, name="melody_salience")
+    shape = (frontend.window_frames // s, frontend.n_bins)
+    salience = layers.Reshape(shape, name="salience")(layers.Conv2D(1, (3, 3), padding="same",
+                                                                    activation="sigmoid")(x))
+    if config.backing_weight <= 0:
+        return keras.Model(inputs, salience, name="melody_salience")
+    backing = layers.Conv2D(1, (3, 3), padding="same", activation="sigmoid", name="backing_conv")(x)
+    backing = layers.Reshape(shape, name="backing")(backing)
+    return keras.Model(inputs, {"salience": salience, "backing": backing}, name="melody_salience")
+
+
+def salience_only(model: keras.Model) -> keras.Model:
+    """The model the device runs: `model` itself, or, for a model with a "backing" output
+    (TrainConfig.backing_weight), the same layers up to "salience" alone."""
+    if "backing" not in model.output_names:
+        return model
+    return keras.Model(model.inputs, model.get_layer("salience").output, name=model.name)
 
 
 def load_weights_from(model: keras.Model, source: keras.Model) -> None:
     """Gives `model` the weights of `source`, a model of build_model with the same trunk:
     layer by layer in order, context blocks by name, so that a model with context blocks
-    starts from one without (its new blocks keep their initial, neutral weights).
+    starts from one without (its new blocks keep their initial, neutral weights). A
+    "backing" head is neither read nor written (a new one starts as initialised).
     ValueError if the trunks differ."""
     def trunk(m):
-        return [layer for layer in m.layers if layer.weights and not layer.name.startswith("context_")]
+        return [layer for layer in m.layers
+                if layer.weights and not layer.name.startswith(("context_", "backing"))]
     ours, theirs = trunk(model), trunk(source)
     shapes = [[tuple(w.shape) for w in layer.weights] for layer in ours]
     if shapes != [[tuple(w.shape) for w in layer.weights] for layer in theirs]:

@@ -42,6 +42,9 @@ class SongPairs:
             (`training.render.Arrangement.lead_db`); None in older shards.
         recording_hard: whether the recording is a render the model hears worst
             (`training.render.is_hard`); None in older shards.
+        recording_backing: uint8 (T_r, 16): per recording frame, the MIDI pitches 0..127
+            that the backing plays (`training.pairs.BACKING_PARTS`), packed 8 to a byte
+            (np.packbits along the pitch axis); None in older shards.
     """
 
     song_id: str
@@ -53,6 +56,7 @@ class SongPairs:
     hums_midi: list[np.ndarray] = dataclasses.field(default_factory=list)
     recording_lead_db: float | None = None
     recording_hard: bool | None = None
+    recording_backing: np.ndarray | None = None
 
 
 def song_seed(song_id: str, seed: int) -> int:

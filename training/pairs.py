@@ -5,7 +5,8 @@ soundfonts; sometimes with a synthetic singer carrying the melody), produced (re
 compression, EQ), and queried several times: hums, sung syllables and whistles made
 from the notes or along the pitch-track path, each through a simulated room, noise and
 microphone. Every pair carries its melody targets: the lead's pitch per recording frame
-as played, and each query's own f0 per frame. The device frontend
+as played, and each query's own f0 per frame; and the pitches the backing plays per
+recording frame, for a model that learns to tell the two apart. The device frontend
 turns everything into dB spectrograms (float16), cached with the time map from query
 frames to recording frames, in shards that a restarted build skips. Everything derives
 from DataConfig.seed and the song id, so a rebuild gives the same shards.
@@ -28,15 +29,17 @@ from training import corpora
 from training.acoustics import MicChain, ProductionChain
 from training.config import DataConfig
 from training.hum import HumStyle, synthesize_hum
-from training.melody import Song, sounding_pitch
+from training.melody import Song, sounding_pitch, sounding_roll
 from training.pair_shards import SongPairs, save, song_seed
 from training.pitch_track import track_at, track_hum
-from training.render import Arrangement, Renderer, arrange, find_soundfonts, is_hard, lead_notes, mix_lead
+from training.render import (Arrangement, Renderer, arrange, find_soundfonts, is_hard, lead_notes, mix_lead,
+                              part_notes)
 
 SHARD_SONGS = 50
 MARGIN_S = 2.0  # recording context rendered around the hummed excerpt
 HARD_DRAWS = 32  # arrangements drawn at most for a recording that should be hard
 SINGER_VOICES = ("la", "da", "oo")  # syllables of the synthetic singer in recordings
+BACKING_PARTS = ("line", "accompaniment", "bass", "timpani")  # pitched parts that are not the melody
 
 
 def is_test_song(song: Song, data: DataConfig) -> bool:
@@ -115,8 +118,8 @@ class PairMaker:
         start_s = max(0.0, notes[0].start_s - MARGIN_S)
         duration_s = notes[-1].end_s + MARGIN_S - start_s
         sf = int(rng.integers(len(self.renderers)))
-        recording, recording_midi, arrangement = self._record(song, notes, self.renderers[sf], rng,
-                                                              start_s, duration_s)
+        recording, recording_midi, backing, arrangement = self._record(song, notes, self.renderers[sf], rng,
+                                                                       start_s, duration_s)
         recording_db = fe.log_spectrogram(recording, config)
         if recording_db.shape[0] < config.window_frames:
             return None
@@ -144,17 +147,18 @@ class PairMaker:
             midis.append(track_at(hum.audio, sr, centres_s))
         return SongPairs(song.song_id, recording_db.astype(np.float16), queries, maps, kinds,
                          recording_midi[:recording_db.shape[0]], midis, arrangement.lead_db,
-                         is_hard(arrangement))
+                         is_hard(arrangement), np.packbits(backing[:recording_db.shape[0]], axis=1))
 
     def _record(self, song: Song, notes: list, renderer: Renderer, rng: np.random.Generator,
-                start_s: float, duration_s: float) -> tuple[np.ndarray, np.ndarray, Arrangement]:
+                start_s: float, duration_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, Arrangement]:
         """The recording of [start_s, start_s + duration_s): an arrangement (a hard one
-        for DataConfig.hard_render_fraction of them), maybe sung, maybe produced, and its
-        lead's pitch.
+        for DataConfig.hard_render_fraction of them), maybe sung, maybe produced, its
+        lead's pitch and the backing's pitches.
 
         Returns:
             (float32 (n_samples,) audio, float32 (n_frames,) MIDI pitch of the lead per
-            frontend frame as played, 0 where it is silent, the arrangement).
+            frontend frame as played, 0 where it is silent, bool (n_frames, 128) the MIDI
+            pitches the BACKING_PARTS play per frame, the arrangement).
         """
         sr = self.frontend.sample_rate_hz
         centres_s = frame_centres_s(fe.n_frames(round(duration_s * sr), self.frontend), self.frontend)
@@ -183,7 +187,9 @@ class PairMaker:
             lead_midi = sounding_pitch(lead_notes(song), start_s + centres_s)
         if rng.random() < self.data.production_fraction:
             audio = ProductionChain.sample(rng).apply(audio, sr)
-        return audio, lead_midi, arrangement
+        parts = part_notes(song, seed, arrangement)
+        backing = sounding_roll([n for name in BACKING_PARTS for n in parts.get(name, ())], start_s + centres_s)
+        return audio, lead_midi, backing, arrangement
 
 
 def _build_shard(job: tuple[list[Song], Path, DataConfig, list[str]]) -> str:

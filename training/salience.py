@@ -62,6 +62,25 @@ def target_map(midi: np.ndarray, config: fe.FrontendConfig, sigma_bins: float) -
     return np.where(voiced[:, None], np.exp(-0.5 * (d / sigma_bins) ** 2), 0.0).astype(np.float32)
 
 
+def roll_map(roll: np.ndarray, shift_bins: int, config: fe.FrontendConfig, sigma_bins: float) -> np.ndarray:
+    """The salience target of several pitches at once (a pitch roll), as target_map is of one.
+
+    Args:
+        roll: bool (n_frames, 128): [t, p] when MIDI pitch p sounds in frame t.
+        shift_bins: every pitch moved up by this many frequency bins (a transposed window).
+        sigma_bins: Gaussian width around each pitch, in frequency bins.
+
+    Returns:
+        float32 (n_frames, n_bins): per cell, the sum of the sounding pitches' Gaussians
+        capped at 1; pitches outside the frontend's range add nothing.
+    """
+    position = (np.arange(128, dtype=np.float32) - config.fmin_midi) * config.bins_per_semitone + shift_bins
+    inside = (position >= -0.5) & (position <= config.n_bins - 0.5)
+    d = np.arange(config.n_bins, dtype=np.float32)[None, :] - position[:, None]
+    kernel = np.where(inside[:, None], np.exp(-0.5 * (d / sigma_bins) ** 2), 0.0).astype(np.float32)
+    return np.minimum(roll.astype(np.float32) @ kernel, 1.0)
+
+
 HELD_START_S = 0.25  # a note's frames weigh more from this far into it ...
 HELD_RAMP_S = 0.75  # ... reaching 1 + held_weight this much later
 
@@ -104,14 +123,24 @@ def held_note_weights(midi: np.ndarray, frame_s: float, held_weight: float) -> n
 
 
 def stretch_track(midi: np.ndarray, n_out: int) -> np.ndarray:
-    """Nearest-frame resampling of a pitch track (no interpolation across voicing edges)."""
-    index = np.round(np.linspace(0.0, midi.size - 1.0, n_out)).astype(np.int64)
+    """Nearest-frame resampling along the first axis of a pitch track (n,) or a pitch roll
+    (n, pitches) (no interpolation across voicing edges)."""
+    index = np.round(np.linspace(0.0, len(midi) - 1.0, n_out)).astype(np.int64)
     return midi[index]
 
 
-def _window(spec: np.ndarray, midi: np.ndarray, rng: np.random.Generator, config: TrainConfig,
-            frontend: fe.FrontendConfig, min_voiced: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """A random augmented window of (dB spectrogram, pitch track); None when none qualifies."""
+def _window(spec: np.ndarray, midi: np.ndarray, backing: np.ndarray | None, rng: np.random.Generator,
+            config: TrainConfig, frontend: fe.FrontendConfig, min_voiced: float):
+    """A random augmented window; None when none qualifies.
+
+    Args:
+        spec, midi: a dB spectrogram (n, bins) and its pitch track (n,).
+        backing: uint8 (n, 16) packed backing pitches (SongPairs.recording_backing), or None.
+
+    Returns:
+        (float32 (w, bins) window, float32 (w,) pitch track, bool (w, 128) backing pitches
+        or None, the transposition in bins), w = frontend.window_frames.
+    """
     w = frontend.window_frames
     factor = float(np.exp(rng.uniform(*np.log(config.tempo_range))))
     span = int(round(w * factor))
@@ -119,6 +148,8 @@ def _window(spec: np.ndarray, midi: np.ndarray, rng: np.random.Generator, config
         pad = span - spec.shape[0]
         spec = np.concatenate([spec, np.full((pad, spec.shape[1]), FLOOR_DB, spec.dtype)])
         midi = np.concatenate([midi, np.zeros(pad, midi.dtype)])
+        if backing is not None:
+            backing = np.concatenate([backing, np.zeros((pad, backing.shape[1]), backing.dtype)])
     for _ in range(4):
         s0 = int(rng.integers(spec.shape[0] - span + 1))
         track = midi[s0:s0 + span]
@@ -128,10 +159,12 @@ def _window(spec: np.ndarray, midi: np.ndarray, rng: np.random.Generator, config
         return None
     window = stretch_frames(spec[s0:s0 + span].astype(np.float32), w)
     track = stretch_track(track.astype(np.float32), w)
+    if backing is not None:
+        backing = stretch_track(np.unpackbits(backing[s0:s0 + span], axis=1).astype(bool), w)
     shift = int(rng.integers(-config.pitch_shift_bins, config.pitch_shift_bins + 1))
     window = shift_bins(window, shift)
     track = np.where(track > 0, track + shift / frontend.bins_per_semitone, 0.0)
-    return window, track
+    return window, track, backing, shift
 
 
 def _mir1k_track(clip: mir1k.Clip, rng: np.random.Generator, frontend: fe.FrontendConfig
@@ -146,34 +179,47 @@ def _mir1k_track(clip: mir1k.Clip, rng: np.random.Generator, frontend: fe.Fronte
 
 
 def sample_window(songs: list[SongPairs], clips: list[mir1k.Clip], rng: np.random.Generator,
-                  config: TrainConfig, frontend: fe.FrontendConfig
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  config: TrainConfig, frontend: fe.FrontendConfig) -> tuple[np.ndarray, ...]:
     """One training example: float32 (window_frames, n_bins) normalised window, its target
-    float32 (window_frames // config.time_stride, n_bins) and the target frames' loss weights
-    float32 (window_frames // config.time_stride,) (held_note_weights)."""
+    float32 (f, n_bins) and the target frames' loss weights float32 (f,)
+    (held_note_weights), f = window_frames // config.time_stride; then, when
+    config.backing_weight > 0, the backing's target float32 (f, n_bins) (roll_map: what
+    the backing plays; nothing in a query) and its frame weights float32 (f,) (0 where the
+    backing is not known: mir1k-dev, shards made before backing targets)."""
     while True:
+        backing = None
+        known = True
         if clips and rng.random() < MIR1K_FRACTION:
             spec, midi = _mir1k_track(clips[int(rng.integers(len(clips)))], rng, frontend)
-            min_voiced = 0.3
+            min_voiced, known = 0.3, False
         else:
             song = songs[int(rng.integers(len(songs)))]
             if rng.random() < config.recording_fraction or not song.hums_db:
                 spec, midi, min_voiced = song.recording_db, song.recording_midi, 0.2
+                known = song.recording_backing is not None
+                backing = song.recording_backing if config.backing_weight > 0 else None
             else:
                 q = int(rng.integers(len(song.hums_db)))
                 spec, midi, min_voiced = song.hums_db[q], song.hums_midi[q], 0.4
-        made = _window(spec, midi, rng, config, frontend, min_voiced)
+        made = _window(spec, midi, backing, rng, config, frontend, min_voiced)
         if made is not None:
-            window, track = made
-            track = track[::config.time_stride]
-            return (fe.normalize_windows(window, frontend),
-                    target_map(track, frontend, config.sigma_bins),
-                    held_note_weights(track, config.time_stride / frontend.frame_rate_hz, config.held_weight))
+            window, track, roll, shift = made
+            s = config.time_stride
+            track = track[::s]
+            example = (fe.normalize_windows(window, frontend),
+                       target_map(track, frontend, config.sigma_bins),
+                       held_note_weights(track, s / frontend.frame_rate_hz, config.held_weight))
+            if config.backing_weight <= 0:
+                return example
+            roll = np.zeros((len(track), 128), bool) if roll is None else roll[::s]
+            return example + (roll_map(roll, shift, frontend, config.sigma_bins),
+                              np.full(len(track), float(known), np.float32))
 
 
 class SalienceBatches(keras.utils.PyDataset):
     """(windows (B, frames, bins), targets (B, frames // time_stride, bins), frame weights
-    (B, frames // time_stride)) batches.
+    (B, frames // time_stride)) batches; with config.backing_weight > 0, targets and
+    weights are dicts by output name, "salience" and "backing" (sample_window).
 
     Args:
         songs: cached pairs with melody targets.
@@ -199,6 +245,10 @@ class SalienceBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        pairs = [sample_window(self.songs, self.clips, rng, self.config, self.frontend)
-                 for _ in range(self.config.batch_windows)]
-        return tuple(np.stack([p[i] for p in pairs]) for i in range(3))
+        examples = [sample_window(self.songs, self.clips, rng, self.config, self.frontend)
+                    for _ in range(self.config.batch_windows)]
+        stacked = [np.stack(column) for column in zip(*examples)]
+        if self.config.backing_weight <= 0:
+            return tuple(stacked)
+        windows, target, weights, backing, backing_weights = stacked
+        return windows, {"salience": target, "backing": backing}, {"salience": weights, "backing": backing_weights}

@@ -67,9 +67,22 @@ def pitch_accuracy(y_true, y_pred):
 
 
 def compile_model(model: keras.Model, train: cfg.TrainConfig) -> None:
-    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
-        train.learning_rate, train.steps_per_epoch * train.epochs, alpha=0.05)),
-        loss=weighted_bce(train.positive_weight), metrics=[pitch_accuracy])
+    """Adam on a cosine schedule; with a "backing" output (train.backing_weight), its loss
+    joins the salience's at that weight."""
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
+        train.learning_rate, train.steps_per_epoch * train.epochs, alpha=0.05))
+    if train.backing_weight <= 0:
+        model.compile(optimizer=optimizer, loss=weighted_bce(train.positive_weight), metrics=[pitch_accuracy])
+        return
+    loss = weighted_bce(train.positive_weight)
+    model.compile(optimizer=optimizer, loss={"salience": loss, "backing": loss},
+                  loss_weights={"salience": 1.0, "backing": train.backing_weight},
+                  metrics={"salience": [pitch_accuracy]})
+
+
+def monitored(train: cfg.TrainConfig) -> str:
+    """The validation figure best.keras is chosen by: the salience's loss alone."""
+    return "val_loss" if train.backing_weight <= 0 else "val_salience_loss"
 
 
 def run(pairs_dir: Path, run_dir: Path, data: cfg.DataConfig, train: cfg.TrainConfig,
@@ -107,7 +120,8 @@ def run(pairs_dir: Path, run_dir: Path, data: cfg.DataConfig, train: cfg.TrainCo
     compile_model(model, train)
     own = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_loss", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor=monitored(train), mode="min",
+                                        save_best_only=True),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
     ]
     if importlib.util.find_spec("tensorflow") is not None:  # TensorBoard writes with tf.summary

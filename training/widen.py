@@ -22,7 +22,7 @@ import numpy as np
 
 from device.frontend import FrontendConfig
 from training import config as cfg
-from training.model import build_model
+from training.model import build_model, salience_only
 
 
 def _trunk(model: keras.Model) -> tuple[list, list]:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.exists():
         parser.error(f"{args.out} exists; choose another --out")
     try:
-        narrow = keras.models.load_model(args.init, compile=False)
+        narrow = salience_only(keras.models.load_model(args.init, compile=False))  # a backing head is left out
     except (OSError, ValueError) as exc:
         parser.error(f"cannot read {args.init}: {exc}")
     frontend = FrontendConfig()

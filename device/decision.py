@@ -6,7 +6,10 @@ over the runner-up, or a linear evidence over FEATURES, which read the whole ran
 the query's length. The evidence asks how far the best song stands out from the field
 (not only from the runner-up), whether the shortlist's votes agree with the alignment, and
 how much melody the query holds: on cached calibration queries of two seeds it answered 2
-to 5 points more hums than the thresholds at equal false accepts, cross-seed.
+to 5 points more hums than the thresholds at equal false accepts, cross-seed. It also
+reads the catalogue's size: among more songs a wrong one fits an outsider's hum better,
+so a rule calibrated on catalogues of two sizes asks more of the best song in a larger
+one (benchmarks.calibrate.choose_evidence).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ FEATURES = (
     "most_voted",   # 1 if the best song also has the most votes, else 0
     "log_voiced",   # natural log of the query's melody frames (at least 1)
     "candidates",   # songs aligned (the shortlist's length)
+    "log_songs",    # natural log of the catalogue's songs: a wrong song's chance to fit grows with them
 )
 
 
@@ -57,10 +61,15 @@ class Evidence:
 
     @staticmethod
     def from_dict(section: dict) -> "Evidence":
-        """Raises ValueError unless the section names exactly FEATURES, in order."""
-        if list(section.get("features", ())) != list(FEATURES):
-            raise ValueError(f"evidence features {section.get('features')} are not this runtime's {list(FEATURES)}")
-        return Evidence(tuple(float(w) for w in section["weights"]), float(section["bias"]))
+        """The rule of a manifest's section. A rule calibrated before a feature existed
+        names fewer: the features it lacks weigh 0 (so it decides as it did). Raises
+        ValueError for a feature this runtime does not know, or one named twice."""
+        named = list(section.get("features", ()))
+        unknown = [f for f in named if f not in FEATURES]
+        if unknown or len(set(named)) < len(named) or len(named) != len(section.get("weights", ())):
+            raise ValueError(f"evidence features {named} do not fit this runtime's {list(FEATURES)}")
+        weight = dict(zip(named, (float(w) for w in section["weights"])))
+        return Evidence(tuple(weight.get(f, 0.0) for f in FEATURES), float(section["bias"]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,11 +83,12 @@ class Decision:
     features: np.ndarray
 
 
-def features(candidates: Sequence["Candidate"], voiced_frames: int) -> np.ndarray:
+def features(candidates: Sequence["Candidate"], voiced_frames: int, catalogue_songs: int) -> np.ndarray:
     """float64 (len(FEATURES),) of candidates ranked best first (see FEATURES); all zero but
-    log_voiced when there are none."""
+    log_voiced and log_songs when there are none."""
     values = np.zeros(len(FEATURES))
     values[FEATURES.index("log_voiced")] = np.log(max(voiced_frames, 1))
+    values[FEATURES.index("log_songs")] = np.log(max(catalogue_songs, 1))
     if not candidates:
         return values
     scores = np.zeros(FIELD)
@@ -94,10 +104,11 @@ def features(candidates: Sequence["Candidate"], voiced_frames: int) -> np.ndarra
 
 
 def decide(candidates: Sequence["Candidate"], config: "MatcherConfig", voiced_frames: int,
-           top: int = 10) -> Decision:
-    """The decision on candidates ranked best first, by config.evidence if it has one, else
-    by config.min_score and min_margin; no candidates is no_match."""
-    values = features(candidates, voiced_frames)
+           catalogue_songs: int, top: int = 10) -> Decision:
+    """The decision on candidates ranked best first (from a catalogue of catalogue_songs
+    songs), by config.evidence if it has one, else by config.min_score and min_margin; no
+    candidates is no_match."""
+    values = features(candidates, voiced_frames, catalogue_songs)
     if not candidates:
         return Decision(False, 0.0, (), values)
     if config.evidence is not None:

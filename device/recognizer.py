@@ -264,7 +264,8 @@ class Recognizer:
         t1 = time.perf_counter()
         ranked = align_candidates(line, found, self.catalogue, self.config.matcher)
         t2 = time.perf_counter()
-        decision = decide(ranked, self.config.matcher, int(np.count_nonzero(line > 0)), top=top)
+        decision = decide(ranked, self.config.matcher, int(np.count_nonzero(line > 0)),
+                          len(self.catalogue.songs), top=top)
         self._timing["shortlist"] += t1 - t0
         self._timing["alignment"] += t2 - t1
         self._timing["decision"] += time.perf_counter() - t2

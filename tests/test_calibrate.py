@@ -166,16 +166,17 @@ def test_a_catalogue_with_distractor_tunes_needs_the_data_to_know_which_outsider
 
 
 def _featured(kind: str, source: str, correct: bool, best: float, runner_up: float, gap_field: float,
-              n: int, seed: int) -> str:
-    """n calibration.csv lines with the decision's features (a little noise on each)."""
+              n: int, seed: int, songs: int = 1417) -> str:
+    """n calibration.csv lines with the decision's features (a little noise on each), from
+    a catalogue of `songs` songs."""
     rng = np.random.default_rng(seed)
     lines = []
     for i in range(n):
         jitter = rng.normal(0.0, 0.005, 3)
         values = dict(zip(FEATURES, [best + jitter[0], best - runner_up + jitter[1], best - runner_up + 0.05,
-                                     gap_field + jitter[2], 0.05, 1.0, 1.0, 5.0, 30.0]))
+                                     gap_field + jitter[2], 0.05, 1.0, 1.0, 5.0, 30.0, np.log(songs)]))
         lines.append(f"{kind},{source},{source}-{i},{correct},{values['best']:.4f},{runner_up},"
-                     + ",".join(f"{values[f]:.4f}" for f in FEATURES))
+                     + ",".join(f"{values[f]:.6f}" for f in FEATURES))
     return "\n".join(lines) + "\n"
 
 
@@ -211,3 +212,37 @@ def test_the_evidence_rule_answers_what_the_thresholds_cannot_and_holds_out_of_s
     assert calibrate.main(["--rows", str(runs[0]), "--index", str(catalogue), "--out", str(tmp_path / "t"),
                            "--rule", "thresholds"]) == 0
     assert "min_score" in json.loads((tmp_path / "t" / "calibration_summary.json").read_text())["chosen"]
+
+
+def test_rows_from_a_small_and_a_large_catalogue_give_a_rule_that_asks_more_of_the_large(tmp_path):
+    """Among 100,000 songs an outsider's best song stands out as far (gap_field 0.3) as a
+    right hum's does among 1,000 (0.25 there, 0.45 in the large one): one cut cannot
+    serve both, a cut that grows with log songs does, and sizes between read the line."""
+    catalogue = tmp_path / "catalogue"
+    shutil.copytree(assets.default_catalogue_dir(), catalogue)
+    header = "kind,source,query,correct_top1,best,runner_up," + ",".join(f"feature_{f}" for f in FEATURES) + "\n"
+    runs = []
+    for seed in (1, 2):
+        path = tmp_path / f"run{seed}.csv"
+        lines = ""
+        for songs, right, outsider in ((1000, 0.25, 0.1), (100_000, 0.45, 0.3)):
+            lines += (_featured("in", "hum", True, 0.85, 0.75, right, 60, seed, songs)
+                      + _featured("out", "hum", False, 0.85, 0.75, outsider, 100, seed + 20, songs)
+                      + _featured("out", "noise", False, 0.5, 0.45, 0.05, 40, seed + 30, songs))
+        path.write_text(header + lines)
+        runs.append(path)
+    out = tmp_path / "out"
+    assert calibrate.main(["--rows", str(runs[0]), "--rows", str(runs[1]), "--index", str(catalogue),
+                           "--out", str(out)]) == 0
+    summary = json.loads((out / "calibration_summary.json").read_text())
+    by_size = summary["chosen_by_catalogue_songs"]
+    assert set(by_size) == {"1000", "100000"} and set(summary["chosen"]["cuts"]) == {"1000", "100000"}
+    for size in by_size.values():
+        assert size["correct_matches"] == 1.0 and size["false_accepts"] == 0.0
+    for run in summary["held_out"]["evidence"]:
+        assert run["correct_matches"] >= 0.95 and run["false_accepts"] <= 0.01
+    rule = Evidence.from_dict(summary["chosen"]["evidence"])
+    weights = dict(zip(FEATURES, rule.weights))
+    at = {n: -(rule.bias + weights["log_songs"] * np.log(n)) / weights["gap_field"] for n in (1000, 10_000, 100_000)}
+    assert 0.1 < at[1000] < 0.25 and 0.3 < at[100_000] < 0.45  # the gap_field a hum needs, by size
+    assert at[10_000] == pytest.approx((at[1000] + at[100_000]) / 2, rel=0.05)

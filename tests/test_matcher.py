@@ -106,24 +106,36 @@ def ranked(*scores, votes=None):
 
 def test_decision_needs_a_good_score_and_a_margin():
     config = MatcherConfig(min_score=0.8, min_margin=0.1)
-    assert decide(ranked(0.95, 0.7), config, 100).is_match
-    assert not decide(ranked(0.95, 0.9), config, 100).is_match  # no margin
-    assert not decide(ranked(0.75, 0.3), config, 100).is_match  # too poor
-    assert decide(ranked(0.9), config, 100).is_match and not decide([], config, 100).is_match
-    assert decide(ranked(0.95, 0.7), config, 100).confidence == pytest.approx(0.25)
+    assert decide(ranked(0.95, 0.7), config, 100, 1000).is_match
+    assert not decide(ranked(0.95, 0.9), config, 100, 1000).is_match  # no margin
+    assert not decide(ranked(0.75, 0.3), config, 100, 1000).is_match  # too poor
+    assert decide(ranked(0.9), config, 100, 1000).is_match and not decide([], config, 100, 1000).is_match
+    assert decide(ranked(0.95, 0.7), config, 100, 1000).confidence == pytest.approx(0.25)
 
 
 def test_features_read_the_whole_field_the_votes_and_the_length():
-    values = dict(zip(dc.FEATURES, dc.features(ranked(0.9, 0.7, 0.6, 0.5, votes=[2.0, 4.0, 1.0, 0.0]), 50)))
+    values = dict(zip(dc.FEATURES, dc.features(ranked(0.9, 0.7, 0.6, 0.5, votes=[2.0, 4.0, 1.0, 0.0]), 50, 1417)))
     assert values["best"] == 0.9 and values["margin"] == pytest.approx(0.2)
     assert values["gap_third"] == pytest.approx(0.3) and values["gap_field"] == pytest.approx(0.3)
     assert values["field_spread"] == pytest.approx(np.std([0.7, 0.6, 0.5]))
     assert values["vote_share"] == 0.5 and values["most_voted"] == 0.0
     assert values["log_voiced"] == pytest.approx(np.log(50)) and values["candidates"] == 4
-    lone = dict(zip(dc.FEATURES, dc.features(ranked(0.8), 0)))
+    assert values["log_songs"] == pytest.approx(np.log(1417))
+    lone = dict(zip(dc.FEATURES, dc.features(ranked(0.8), 0, 1)))
     assert lone["margin"] == 0.8 and lone["gap_field"] == 0.8 and lone["most_voted"] == 1.0
-    assert lone["log_voiced"] == 0.0
-    assert not dc.features([], 30)[:-2].any() and dc.features([], 30)[-1] == 0
+    assert lone["log_voiced"] == 0.0 and lone["log_songs"] == 0.0
+    none = dict(zip(dc.FEATURES, dc.features([], 30, 10_000)))
+    assert none["log_voiced"] == pytest.approx(np.log(30)) and none["log_songs"] == pytest.approx(np.log(10_000))
+    assert not any(v for f, v in none.items() if f not in ("log_voiced", "log_songs"))
+
+
+def test_a_rule_with_a_size_term_asks_more_of_a_larger_catalogue():
+    weights = [0.0] * len(dc.FEATURES)
+    weights[dc.FEATURES.index("margin")], weights[dc.FEATURES.index("log_songs")] = 20.0, -1.0
+    config = MatcherConfig(evidence=Evidence(tuple(weights), 5.0))
+    hum = ranked(0.8, 0.6)  # evidence 20 * 0.2 + 5 - log(songs)
+    assert decide(hum, config, 100, 1000).is_match and not decide(hum, config, 100, 100_000).is_match
+    assert decide(hum, config, 100, 1000).confidence == pytest.approx(1 / (1 + np.exp(-(9.0 - np.log(1000)))))
 
 
 def test_evidence_decides_on_the_field_not_only_the_runner_up():
@@ -133,15 +145,15 @@ def test_evidence_decides_on_the_field_not_only_the_runner_up():
     weights = [0.0] * len(dc.FEATURES)
     weights[dc.FEATURES.index("gap_field")] = 10.0
     config = MatcherConfig(evidence=Evidence(tuple(weights), -3.0))
-    clear = decide(ranked(0.9, 0.7, 0.3, 0.3, 0.3), config, 100)
-    crowded = decide(ranked(0.9, 0.7, 0.7, 0.7, 0.7), config, 100)
+    clear = decide(ranked(0.9, 0.7, 0.3, 0.3, 0.3), config, 100, 1000)
+    crowded = decide(ranked(0.9, 0.7, 0.7, 0.7, 0.7), config, 100, 1000)
     assert clear.is_match and not crowded.is_match
     assert clear.confidence > 0.5 > crowded.confidence
     assert clear.confidence == pytest.approx(1 / (1 + np.exp(-(10.0 * (0.9 - 0.4) - 3.0))))
-    assert not decide([], config, 100).is_match
+    assert not decide([], config, 100, 1000).is_match
     thresholds = MatcherConfig(min_score=0.8, min_margin=0.1)
-    assert decide(ranked(0.9, 0.7, 0.3, 0.3, 0.3), thresholds, 100).is_match == \
-        decide(ranked(0.9, 0.7, 0.7, 0.7, 0.7), thresholds, 100).is_match
+    assert decide(ranked(0.9, 0.7, 0.3, 0.3, 0.3), thresholds, 100, 1000).is_match == \
+        decide(ranked(0.9, 0.7, 0.7, 0.7, 0.7), thresholds, 100, 1000).is_match
     with pytest.raises(ValueError):
         Evidence((1.0, 2.0), 0.0)
 
@@ -152,8 +164,13 @@ def test_decision_rules_come_from_the_model_or_fail_in_one_line():
     evidence = Evidence(tuple(float(i) for i in range(len(dc.FEATURES))), -1.5)
     assert MatcherConfig.for_model({"decision": {"evidence": evidence.to_dict()}}).evidence == evidence
     renamed = evidence.to_dict() | {"features": ["loudness"] + list(dc.FEATURES[1:])}
+    twice = evidence.to_dict() | {"features": list(dc.FEATURES[:-1]) + ["best"]}
+    # a rule calibrated before the size term existed names one feature fewer: it weighs 0
+    older = {"features": list(dc.FEATURES[:-1]), "weights": [1.0] * (len(dc.FEATURES) - 1), "bias": -2.0}
+    assert MatcherConfig.for_model({"decision": {"evidence": older}}).evidence == \
+        Evidence((1.0,) * (len(dc.FEATURES) - 1) + (0.0,), -2.0)
     for bad in ({"min_score": "x", "min_margin": 0.1}, {"min_score": 2.0, "min_margin": 0.1}, {},
-                {"evidence": renamed}, {"evidence": evidence.to_dict() | {"weights": [1.0]}}):
+                {"evidence": renamed}, {"evidence": twice}, {"evidence": evidence.to_dict() | {"weights": [1.0]}}):
         with pytest.raises(ValueError):
             MatcherConfig.for_model({"decision": bad})
 

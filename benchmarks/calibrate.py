@@ -154,9 +154,11 @@ def fit_evidence(rows: list[dict], l2: float = 1.0) -> Evidence:
 
 
 def evidence_values(rows: list[dict], evidence: Evidence) -> np.ndarray:
-    """float64 (len(rows),): each row's evidence, -inf for a row without candidates (which
-    device.decision never matches)."""
+    """float64 (len(rows),): each row's evidence as Evidence.of reads it, -inf for a row
+    without candidates (which device.decision never matches)."""
     x = feature_matrix(rows)
+    at = FEATURES.index("log_songs")
+    x[:, at] = np.maximum(x[:, at], np.log(evidence.min_songs))
     return np.where(x[:, FEATURES.index("candidates")] > 0, x @ np.array(evidence.weights) + evidence.bias,
                     -np.inf)
 
@@ -170,7 +172,7 @@ def evidence_grid(rows: list[dict], evidence: Evidence) -> list[dict]:
     levels = np.unique(values[has])
     cuts = np.concatenate([[levels[0] - 1.0], (levels[:-1] + levels[1:]) / 2, [levels[-1] + 1.0]])
     known = labels(rows)
-    return [{"evidence": Evidence(evidence.weights, evidence.bias - cut).to_dict()}
+    return [{"evidence": Evidence(evidence.weights, evidence.bias - cut, evidence.min_songs).to_dict()}
             | outcome(values >= cut, known) | {"strictness": (float(cut),)} for cut in cuts]
 
 
@@ -187,7 +189,8 @@ def choose_evidence(rows: list[dict], max_false_accepts: float) -> dict:
     sizes: a cut chosen at each size on its own rows, then the line through those cuts in
     log songs (least squares beyond two sizes) folded into the rule's log_songs weight and
     its bias, so that each size keeps to the budget on its own outsiders (a wrong song
-    fits a hum more often among more songs) and other sizes read the line. Returns a grid
+    fits a hum more often among more songs) and larger sizes read the line; smaller ones
+    read the smallest size's cut (Evidence.min_songs). Returns a grid
     point as choose() does, the outcome over all rows; with several sizes, "cuts" by size.
     """
     evidence = fit_evidence(rows)
@@ -203,7 +206,7 @@ def choose_evidence(rows: list[dict], max_false_accepts: float) -> dict:
     slope, intercept = np.polyfit(np.log(levels), cuts, 1)
     weights = list(evidence.weights)
     weights[FEATURES.index("log_songs")] -= slope
-    rule = Evidence(tuple(weights), evidence.bias - intercept)
+    rule = Evidence(tuple(weights), evidence.bias - intercept, min_songs=int(levels[0]))
     return ({"evidence": rule.to_dict()} | outcome(evidence_values(rows, rule) >= 0, labels(rows))
             | {"cuts": {str(n): round(float(c), 4) for n, c in zip(levels, cuts)}})
 

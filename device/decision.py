@@ -43,21 +43,30 @@ class Evidence:
     Attributes:
         weights: one per FEATURES, in that order.
         bias: the threshold folded in (the rule's zero is the calibrated cut).
+        min_songs: the smallest catalogue the rule was calibrated on: a smaller one is read
+            as that size (log_songs is not extrapolated downwards, where a line through the
+            calibrated cuts would let nearly anything through a catalogue of a few songs).
     """
 
     weights: tuple[float, ...]
     bias: float
+    min_songs: int = 1
 
     def __post_init__(self):
         if len(self.weights) != len(FEATURES):
             raise ValueError(f"{len(self.weights)} evidence weights for {len(FEATURES)} features")
+        if self.min_songs < 1:
+            raise ValueError(f"min_songs {self.min_songs} is under 1")
 
     def of(self, features: np.ndarray) -> float:
+        features = np.array(features, dtype=np.float64)
+        at = FEATURES.index("log_songs")
+        features[at] = max(features[at], np.log(self.min_songs))
         return float(np.dot(self.weights, features) + self.bias)
 
     def to_dict(self) -> dict:
         return {"features": list(FEATURES), "weights": [round(w, 6) for w in self.weights],
-                "bias": round(self.bias, 6)}
+                "bias": round(self.bias, 6)} | ({"min_songs": self.min_songs} if self.min_songs > 1 else {})
 
     @staticmethod
     def from_dict(section: dict) -> "Evidence":
@@ -69,7 +78,8 @@ class Evidence:
         if unknown or len(set(named)) < len(named) or len(named) != len(section.get("weights", ())):
             raise ValueError(f"evidence features {named} do not fit this runtime's {list(FEATURES)}")
         weight = dict(zip(named, (float(w) for w in section["weights"])))
-        return Evidence(tuple(weight.get(f, 0.0) for f in FEATURES), float(section["bias"]))
+        return Evidence(tuple(weight.get(f, 0.0) for f in FEATURES), float(section["bias"]),
+                        int(section.get("min_songs", 1)))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -165,7 +165,8 @@ MODEL_SECTION = {
     # thresholds, or a linear evidence (device.decision; MatcherConfig.for_model needs one)
     "decision?": {"min_score?": Real(0.0, 1.0), "min_margin?": Real(0.0, 1.0),
                   "evidence?": Closed({"features": Items(Text(r"[a-z_]{1,32}"), 1, 64),
-                                       "weights": Items(Real(-1e6, 1e6), 1, 64), "bias": Real(-1e6, 1e6)})},
+                                       "weights": Items(Real(-1e6, 1e6), 1, 64), "bias": Real(-1e6, 1e6),
+                                       "min_songs?": Int(1, 10**9)})},
 }
 EMBEDDER_SECTION = {"file": FILE, "sha256": SHA256, "dim": Int(2, 1024), "window_frames": Int(1, 10_000)}
 SCHEMAS = {

@@ -242,6 +242,7 @@ def test_rows_from_a_small_and_a_large_catalogue_give_a_rule_that_asks_more_of_t
     for run in summary["held_out"]["evidence"]:
         assert run["correct_matches"] >= 0.95 and run["false_accepts"] <= 0.01
     rule = Evidence.from_dict(summary["chosen"]["evidence"])
+    assert rule.min_songs == 1000  # a smaller catalogue is read as the smallest calibrated
     weights = dict(zip(FEATURES, rule.weights))
     at = {n: -(rule.bias + weights["log_songs"] * np.log(n)) / weights["gap_field"] for n in (1000, 10_000, 100_000)}
     assert 0.1 < at[1000] < 0.25 and 0.3 < at[100_000] < 0.45  # the gap_field a hum needs, by size

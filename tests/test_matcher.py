@@ -136,6 +136,13 @@ def test_a_rule_with_a_size_term_asks_more_of_a_larger_catalogue():
     hum = ranked(0.8, 0.6)  # evidence 20 * 0.2 + 5 - log(songs)
     assert decide(hum, config, 100, 1000).is_match and not decide(hum, config, 100, 100_000).is_match
     assert decide(hum, config, 100, 1000).confidence == pytest.approx(1 / (1 + np.exp(-(9.0 - np.log(1000)))))
+    floored = MatcherConfig(evidence=Evidence(tuple(weights), round(5.0 + np.log(1000) - 9.5, 6), min_songs=1000))
+    assert not decide(hum, floored, 100, 1000).is_match  # 9 - 9.5 at the smallest calibrated size
+    for songs in (1, 20, 999):  # and no more lenient below it
+        assert decide(hum, floored, 100, songs).confidence == decide(hum, floored, 100, 1000).confidence
+    assert MatcherConfig.for_model({"decision": {"evidence": floored.evidence.to_dict()}}) == floored
+    with pytest.raises(ValueError):
+        Evidence(tuple(weights), 0.0, min_songs=0)
 
 
 def test_evidence_decides_on_the_field_not_only_the_runner_up():

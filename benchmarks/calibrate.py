@@ -187,9 +187,10 @@ def choose_evidence(rows: list[dict], max_false_accepts: float) -> dict:
 
     Rows from one catalogue: the cut that choose() picks. Rows from catalogues of several
     sizes: a cut chosen at each size on its own rows, then the line through those cuts in
-    log songs (least squares beyond two sizes) folded into the rule's log_songs weight and
-    its bias, so that each size keeps to the budget on its own outsiders (a wrong song
-    fits a hum more often among more songs) and larger sizes read the line; smaller ones
+    log songs folded into the rule's log_songs weight and its bias, so that each size
+    keeps to the budget on its own outsiders (a wrong song fits a hum more often among
+    more songs; beyond two sizes the line is a least-squares fit, which need not pass
+    through every cut: by_catalogue_size says how each fares) and larger sizes read it; smaller ones
     read the smallest size's cut (Evidence.min_songs). Returns a grid
     point as choose() does, the outcome over all rows; with several sizes, "cuts" by size.
     """
@@ -244,11 +245,16 @@ def accepted(rule: dict, rows: list[dict]) -> np.ndarray:
 def held_out(rows: list[dict], rule: str, max_false_accepts: float) -> list[dict]:
     """Each run (rows' "run") in turn: the rule ("thresholds" or "evidence") fitted and
     chosen on the other runs' rows, and its outcome() on that run's: how the calibration
-    holds on queries it never saw."""
+    holds on queries it never saw. A run whose catalogue sizes no other run covers is
+    skipped ({"run", "skipped"}): without them the size term could not be fitted."""
     report = []
+    has_sizes = all("feature_log_songs" in r for r in rows)
     for run in sorted({r["run"] for r in rows}):
         train = [r for r in rows if r["run"] != run]
         test = [r for r in rows if r["run"] == run]
+        if has_sizes and set(catalogue_sizes(test)) - set(catalogue_sizes(train)):
+            report.append({"run": run, "skipped": "no other run holds its catalogue size"})
+            continue
         chosen = (choose(threshold_grid(train), max_false_accepts) if rule == "thresholds"
                   else choose_evidence(train, max_false_accepts))
         report.append({"run": run} | outcome(accepted(chosen, test), labels(test)))

@@ -34,6 +34,7 @@ FEATURES = (
     "candidates",   # songs aligned (the shortlist's length)
     "log_songs",    # natural log of the catalogue's songs: a wrong song's chance to fit grows with them
 )
+ADDED_SINCE = ("log_songs",)  # features a rule stored before they existed may lack (they weigh 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,16 +71,19 @@ class Evidence:
 
     @staticmethod
     def from_dict(section: dict) -> "Evidence":
-        """The rule of a manifest's section. A rule calibrated before a feature existed
-        names fewer: the features it lacks weigh 0 (so it decides as it did). Raises
-        ValueError for a feature this runtime does not know, or one named twice."""
+        """The rule of a manifest's section. A rule calibrated before a feature of
+        ADDED_SINCE existed lacks it: it weighs 0 (so the rule decides as it did). Raises
+        ValueError unless the section names FEATURES in order, less only such features,
+        with a weight each, and min_songs (if given) is a whole number."""
         named = list(section.get("features", ()))
-        unknown = [f for f in named if f not in FEATURES]
-        if unknown or len(set(named)) < len(named) or len(named) != len(section.get("weights", ())):
+        expected = [f for f in FEATURES if f in named or f not in ADDED_SINCE]
+        min_songs = section.get("min_songs", 1)
+        if named != expected or len(named) != len(section.get("weights", ())):
             raise ValueError(f"evidence features {named} do not fit this runtime's {list(FEATURES)}")
+        if not isinstance(min_songs, int) or isinstance(min_songs, bool):
+            raise ValueError(f"evidence min_songs {min_songs!r} is not a whole number")
         weight = dict(zip(named, (float(w) for w in section["weights"])))
-        return Evidence(tuple(weight.get(f, 0.0) for f in FEATURES), float(section["bias"]),
-                        int(section.get("min_songs", 1)))
+        return Evidence(tuple(weight.get(f, 0.0) for f in FEATURES), float(section["bias"]), min_songs)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -247,3 +247,29 @@ def test_rows_from_a_small_and_a_large_catalogue_give_a_rule_that_asks_more_of_t
     at = {n: -(rule.bias + weights["log_songs"] * np.log(n)) / weights["gap_field"] for n in (1000, 10_000, 100_000)}
     assert 0.1 < at[1000] < 0.25 and 0.3 < at[100_000] < 0.45  # the gap_field a hum needs, by size
     assert at[10_000] == pytest.approx((at[1000] + at[100_000]) / 2, rel=0.05)
+    # at each size the folded rule accepts what that size's own cut accepts, and its
+    # log_songs weight is the fitted one less the cuts' slope in log songs
+    rows = [r | {"run": 0} for path in runs for r in calibrate.read_rows(path)]
+    fitted = calibrate.fit_evidence(rows)
+    sizes = calibrate.catalogue_sizes(rows)
+    for n in (1000, 100_000):
+        part = [r for r, m in zip(rows, sizes) if m == n]
+        own = calibrate.choose(calibrate.evidence_grid(part, fitted), 0.01)
+        np.testing.assert_array_equal(calibrate.accepted({"evidence": rule.to_dict()}, part),
+                                      calibrate.accepted(own, part))
+    cuts = summary["chosen"]["cuts"]
+    slope = (cuts["100000"] - cuts["1000"]) / np.log(100)
+    assert weights["log_songs"] == pytest.approx(fitted.weights[FEATURES.index("log_songs")] - slope, abs=1e-4)
+    tiny = dict(rows[0], feature_log_songs=float(np.log(10)))  # a 10-song catalogue reads as 1,000
+    assert calibrate.evidence_values([tiny], rule)[0] == pytest.approx(
+        calibrate.evidence_values([dict(tiny, feature_log_songs=float(np.log(1000)))], rule)[0])
+    assert calibrate.evidence_values([tiny], rule)[0] == pytest.approx(rule.of(calibrate.feature_matrix([tiny])[0]))
+
+
+def test_a_run_whose_catalogue_size_no_other_run_holds_is_not_held_out_against_the_others():
+    small = [{"kind": "in", "source": "hum", "correct_top1": True, "best": 0.9, "runner_up": 0.5, "run": 0}
+             | {f"feature_{f}": 1.0 for f in FEATURES} | {"feature_log_songs": float(np.log(1000))}]
+    large = [dict(small[0], run=1, feature_log_songs=float(np.log(10_000)))]
+    out = [dict(r, kind="out", correct_top1=False, best=0.3) for r in small + large]
+    report = calibrate.held_out(small + large + out, "evidence", 0.01)
+    assert [r.get("skipped") for r in report] == ["no other run holds its catalogue size"] * 2

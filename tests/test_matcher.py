@@ -172,12 +172,17 @@ def test_decision_rules_come_from_the_model_or_fail_in_one_line():
     assert MatcherConfig.for_model({"decision": {"evidence": evidence.to_dict()}}).evidence == evidence
     renamed = evidence.to_dict() | {"features": ["loudness"] + list(dc.FEATURES[1:])}
     twice = evidence.to_dict() | {"features": list(dc.FEATURES[:-1]) + ["best"]}
+    lacking = {"features": ["best"], "weights": [1.0], "bias": 1.0}  # only later features may be missing
+    empty = {"features": [], "weights": [], "bias": 1.0}
+    reordered = evidence.to_dict() | {"features": [dc.FEATURES[1], dc.FEATURES[0]] + list(dc.FEATURES[2:])}
+    fractional = evidence.to_dict() | {"min_songs": 1417.5}
     # a rule calibrated before the size term existed names one feature fewer: it weighs 0
     older = {"features": list(dc.FEATURES[:-1]), "weights": [1.0] * (len(dc.FEATURES) - 1), "bias": -2.0}
     assert MatcherConfig.for_model({"decision": {"evidence": older}}).evidence == \
         Evidence((1.0,) * (len(dc.FEATURES) - 1) + (0.0,), -2.0)
     for bad in ({"min_score": "x", "min_margin": 0.1}, {"min_score": 2.0, "min_margin": 0.1}, {},
-                {"evidence": renamed}, {"evidence": twice}, {"evidence": evidence.to_dict() | {"weights": [1.0]}}):
+                {"evidence": renamed}, {"evidence": twice}, {"evidence": evidence.to_dict() | {"weights": [1.0]}},
+                {"evidence": lacking}, {"evidence": empty}, {"evidence": reordered}, {"evidence": fractional}):
         with pytest.raises(ValueError):
             MatcherConfig.for_model({"decision": bad})
 
@@ -210,3 +215,23 @@ def test_an_impossible_alignment_scores_zero_and_still_draws_a_path():
     (result,) = al.align(query, [tune(2, frames_per_note=2, seed=5)], np.zeros((1, 1)), with_path=True)
     assert result.score == 0.0 and result.path.shape == (query.size,)
     assert result.path.min() >= 0 and result.path.max() < 4
+
+
+def test_the_recognizer_tells_the_decision_its_catalogues_size(tone_catalogue, tone_songs):
+    """The two-song catalogue's queries carry log 2, and the shipped rule, calibrated from
+    1,417 songs up, reads them as it reads its smallest calibrated catalogue."""
+    import soundfile
+
+    from device.catalogue import Catalogue
+    from device.recognizer import Recognizer
+    catalogue = Catalogue(tone_catalogue)
+    audio, rate = soundfile.read(tone_songs / "rising.wav", dtype="float32")
+    result = Recognizer(catalogue).identify(audio[:rate * 10], top=2)
+    values = dict(zip(dc.FEATURES, result.features))
+    assert values["log_songs"] == pytest.approx(np.log(2)) and len(catalogue.songs) == 2
+    rule = catalogue.matcher.evidence
+    assert rule.min_songs == 1417
+    floored = result.features.copy()
+    floored[dc.FEATURES.index("log_songs")] = np.log(1417)
+    assert rule.of(result.features) == pytest.approx(rule.of(floored))
+    assert result.matches and result.matches[0].song_id.endswith("rising")

@@ -157,10 +157,7 @@ def evidence_values(rows: list[dict], evidence: Evidence) -> np.ndarray:
     """float64 (len(rows),): each row's evidence as Evidence.of reads it, -inf for a row
     without candidates (which device.decision never matches)."""
     x = feature_matrix(rows)
-    at = FEATURES.index("log_songs")
-    x[:, at] = np.maximum(x[:, at], np.log(evidence.min_songs))
-    return np.where(x[:, FEATURES.index("candidates")] > 0, x @ np.array(evidence.weights) + evidence.bias,
-                    -np.inf)
+    return np.where(x[:, FEATURES.index("candidates")] > 0, evidence.of(x), -np.inf)
 
 
 def evidence_grid(rows: list[dict], evidence: Evidence) -> list[dict]:

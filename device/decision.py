@@ -59,11 +59,13 @@ class Evidence:
         if self.min_songs < 1:
             raise ValueError(f"min_songs {self.min_songs} is under 1")
 
-    def of(self, features: np.ndarray) -> float:
-        features = np.array(features, dtype=np.float64)
+    def of(self, features: np.ndarray) -> np.ndarray:
+        """float64 (...,): the evidence of features float (..., len(FEATURES)), one query's
+        or many's, log_songs read as at least log(min_songs)."""
+        x = np.array(features, dtype=np.float64)
         at = FEATURES.index("log_songs")
-        features[at] = max(features[at], np.log(self.min_songs))
-        return float(np.dot(self.weights, features) + self.bias)
+        x[..., at] = np.maximum(x[..., at], np.log(self.min_songs))
+        return x @ np.array(self.weights) + self.bias
 
     def to_dict(self) -> dict:
         return {"features": list(FEATURES), "weights": [round(w, 6) for w in self.weights],
@@ -126,7 +128,7 @@ def decide(candidates: Sequence["Candidate"], config: "MatcherConfig", voiced_fr
     if not candidates:
         return Decision(False, 0.0, (), values)
     if config.evidence is not None:
-        evidence = config.evidence.of(values)
+        evidence = float(config.evidence.of(values))
         return Decision(evidence >= 0.0, float(1.0 / (1.0 + np.exp(-np.clip(evidence, -50, 50)))),
                         tuple(candidates[:top]), values)
     best, margin = values[0], values[1]

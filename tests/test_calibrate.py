@@ -180,6 +180,18 @@ def _featured(kind: str, source: str, correct: bool, best: float, runner_up: flo
     return "\n".join(lines) + "\n"
 
 
+def _featured_runs(folder, lines_of_seed) -> list:
+    """Two calibration.csv runs (seeds 1 and 2) in folder, each the lines lines_of_seed(seed)
+    under the header of the decision's features."""
+    header = "kind,source,query,correct_top1,best,runner_up," + ",".join(f"feature_{f}" for f in FEATURES) + "\n"
+    runs = []
+    for seed in (1, 2):
+        path = folder / f"run{seed}.csv"
+        path.write_text(header + lines_of_seed(seed))
+        runs.append(path)
+    return runs
+
+
 def test_the_evidence_rule_answers_what_the_thresholds_cannot_and_holds_out_of_sample(tmp_path):
     """Right hums and outsiders with the same best score and margin, told apart only by how
     far the best song stands out from the whole field (gap_field): no thresholds can match
@@ -187,15 +199,11 @@ def test_the_evidence_rule_answers_what_the_thresholds_cannot_and_holds_out_of_s
     other (held_out), and --write makes it the runtime's rule."""
     catalogue = tmp_path / "catalogue"
     shutil.copytree(assets.default_catalogue_dir(), catalogue)
-    header = "kind,source,query,correct_top1,best,runner_up," + ",".join(f"feature_{f}" for f in FEATURES) + "\n"
-    runs = []
-    for seed in (1, 2):
-        path = tmp_path / f"run{seed}.csv"
-        path.write_text(header + _featured("in", "hum", True, 0.85, 0.75, 0.4, 60, seed)
-                        + _featured("in", "hum", False, 0.85, 0.75, 0.1, 10, seed + 10)
-                        + _featured("out", "speech", False, 0.85, 0.75, 0.1, 100, seed + 20)
-                        + _featured("out", "noise", False, 0.5, 0.45, 0.05, 100, seed + 30))
-        runs.append(path)
+    runs = _featured_runs(tmp_path, lambda seed: (
+        _featured("in", "hum", True, 0.85, 0.75, 0.4, 60, seed)
+        + _featured("in", "hum", False, 0.85, 0.75, 0.1, 10, seed + 10)
+        + _featured("out", "speech", False, 0.85, 0.75, 0.1, 100, seed + 20)
+        + _featured("out", "noise", False, 0.5, 0.45, 0.05, 100, seed + 30)))
     out = tmp_path / "out"
     assert calibrate.main(["--rows", str(runs[0]), "--rows", str(runs[1]), "--index", str(catalogue),
                            "--out", str(out), "--write"]) == 0
@@ -220,17 +228,11 @@ def test_rows_from_a_small_and_a_large_catalogue_give_a_rule_that_asks_more_of_t
     serve both, a cut that grows with log songs does, and sizes between read the line."""
     catalogue = tmp_path / "catalogue"
     shutil.copytree(assets.default_catalogue_dir(), catalogue)
-    header = "kind,source,query,correct_top1,best,runner_up," + ",".join(f"feature_{f}" for f in FEATURES) + "\n"
-    runs = []
-    for seed in (1, 2):
-        path = tmp_path / f"run{seed}.csv"
-        lines = ""
-        for songs, right, outsider in ((1000, 0.25, 0.1), (100_000, 0.45, 0.3)):
-            lines += (_featured("in", "hum", True, 0.85, 0.75, right, 60, seed, songs)
-                      + _featured("out", "hum", False, 0.85, 0.75, outsider, 100, seed + 20, songs)
-                      + _featured("out", "noise", False, 0.5, 0.45, 0.05, 40, seed + 30, songs))
-        path.write_text(header + lines)
-        runs.append(path)
+    runs = _featured_runs(tmp_path, lambda seed: "".join(
+        _featured("in", "hum", True, 0.85, 0.75, right, 60, seed, songs)
+        + _featured("out", "hum", False, 0.85, 0.75, outsider, 100, seed + 20, songs)
+        + _featured("out", "noise", False, 0.5, 0.45, 0.05, 40, seed + 30, songs)
+        for songs, right, outsider in ((1000, 0.25, 0.1), (100_000, 0.45, 0.3))))
     out = tmp_path / "out"
     assert calibrate.main(["--rows", str(runs[0]), "--rows", str(runs[1]), "--index", str(catalogue),
                            "--out", str(out)]) == 0

@@ -62,6 +62,68 @@ def test_candidates_with_their_own_queries_align_in_one_pass_as_they_would_alone
     assert together[0].score > 0.95 and together[2].score == 0.0
 
 
+def reference_alignment(query: np.ndarray, song: np.ndarray, key: float, config: al.AlignConfig
+                        ) -> tuple[float, int, int]:
+    """The alignment's recurrence written out cell by cell in plain Python (float64):
+    (total cost, start, end) of the best path, ties to the lowest end."""
+    cost_of = al._cost_table(config)
+
+    def cost(i: int, j: int) -> float:
+        if query[i] <= 0:
+            return 0.0
+        if song[j] <= 0:
+            return float(config.silent_cost)
+        steps = (round(key * 4) - round(song[j] * 4)) % 48 + round(query[i] * 4) % 48
+        return float(cost_of[steps])
+
+    n, m, inf = query.size, song.size, float("inf")
+    d = [[(inf, 0)] * m for _ in range(n)]
+    for j in range(m):
+        d[0][j] = (cost(0, j), j)
+    for i in range(1, n):
+        for j in range(m):
+            diagonal = d[i - 1][j - 1] if j >= 1 else (inf, 0)
+            skip = (d[i - 1][j - 2][0] + config.step_penalty, d[i - 1][j - 2][1]) if j >= 2 else (inf, 0)
+            if i >= 2:
+                before = d[i - 2][j - 1] if j >= 1 else (inf, 0)
+            else:
+                before = (0.0, j)
+            double = (before[0] + cost(i - 1, j) + config.step_penalty, before[1])
+            best = skip if skip[0] < diagonal[0] else diagonal
+            best = double if double[0] < best[0] else best
+            d[i][j] = (best[0] + cost(i, j), best[1])
+    end = min(range(m), key=lambda j: d[n - 1][j][0])
+    return d[n - 1][end][0], d[n - 1][end][1], end
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_alignment_follows_its_recurrence_cell_by_cell(seed):
+    """Every candidate, at its own query length and keys, gets the score, key, start and
+    end of the best path that the recurrence (steps (1,1), (1,2) and (2,1), the last two
+    penalised) gives when written out in plain Python."""
+    rng = np.random.default_rng(seed)
+    config = al.AlignConfig()
+    queries, stretches, keys = [], [], []
+    for _ in range(4):
+        query = tune(int(rng.integers(3, 9)), frames_per_note=3, seed=int(rng.integers(1000)))
+        query = query + rng.uniform(-0.4, 0.4, query.size).astype(np.float32)
+        query[rng.random(query.size) < 0.2] = 0.0
+        song = tune(int(rng.integers(6, 14)), frames_per_note=3, seed=int(rng.integers(1000)))
+        song[rng.random(song.size) < 0.15] = 0.0
+        queries.append(query.astype(np.float32))
+        stretches.append(song.astype(np.float32))
+        keys.append(rng.choice(np.arange(0.0, 12.0, 0.5), 3, replace=False))
+    aligned = al.align(queries, stretches, np.array(keys), config)
+    for query, song, key_row, got in zip(queries, stretches, keys, aligned):
+        options = [(reference_alignment(query, song, k, config), k) for k in key_row]
+        (total, start, end), key = min(options, key=lambda o: o[0][0])
+        voiced = np.count_nonzero(query > 0)
+        want = max(0.0, 1.0 - total / voiced) if total < float("inf") else 0.0
+        assert got.score == pytest.approx(want, abs=1e-5)
+        if want > 0:
+            assert (got.key_semitones, got.start, got.end) == (key, start, end)
+
+
 def test_shortlist_votes_for_consistent_placements():
     config = sl.ShortlistConfig()
     embedder = em.Embedder(assets.default_model_dir() / "embedder.npz")
@@ -97,6 +159,57 @@ def test_shortlist_voting_rules_on_known_hits():
     assert [round(c.votes, 4) for c in ranked] == [1.2, 0.8, 0.4, 0.2, 0.0]
     assert ranked[0].song_start == 100 and ranked[0].key_semitones == 2.0 and ranked[0].scale == 1.0
     assert [c.row for c in sl.rank(hits, 2)] == [7, 5] and sl.rank([], 3) == []
+
+
+def reference_rank(hits, n_candidates: int, bucket_frames: int = 12) -> list[tuple]:
+    """The shortlist's voting rules written out hit by hit in plain Python: (row, votes,
+    song_start, scale, key) per song, best first."""
+    entries = []  # (index found, window, row, bucket, song_start, sim, vote, scale, key)
+    for w, (window, rows, starts, sims, keys) in enumerate(h for h in hits if h[3].size):
+        for row, start, sim, key in zip(rows, starts, sims, keys):
+            song_start = float(start) - window.start / window.scale
+            entries.append((len(entries), w, int(row), int(np.floor(song_start / bucket_frames)), song_start,
+                            float(sim), float(sim) - float(sims[-1]), window.scale,
+                            float(np.mod(float(key) - window.key, 12.0))))
+    best_vote = {}  # (row, bucket, window) -> the window's best vote there
+    for _, w, row, bucket, _, _, vote, _, _ in entries:
+        best_vote[row, bucket, w] = max(best_vote.get((row, bucket, w), -np.inf), vote)
+    total = {}
+    for (row, bucket, _), vote in best_vote.items():
+        total[row, bucket] = total.get((row, bucket), 0.0) + vote
+    first = {}
+    for e in entries:
+        first.setdefault((e[2], e[3]), e[0])
+    songs = {}
+    for (row, bucket) in total:
+        around = sum(total.get((row, bucket + d), 0.0) for d in (-1, 0, 1))
+        mine = (-around, first[row, bucket])
+        if row not in songs or mine < songs[row][0]:
+            songs[row] = (mine, bucket)
+    song_first = {row: min(i for (r, _), i in first.items() if r == row) for row in songs}
+    order = sorted(songs, key=lambda row: (songs[row][0][0], song_first[row]))[:n_candidates]
+    out = []
+    for row in order:
+        bucket = songs[row][1]
+        placed = min((e for e in entries if e[2] == row and e[3] == bucket), key=lambda e: (-e[5], e[0]))
+        out.append((row, -songs[row][0][0], placed[4], placed[7], placed[8]))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_shortlist_ranking_follows_its_voting_rules_hit_by_hit(seed):
+    """On many random hits with ties everywhere (few songs, similarities in eighths),
+    the vectorised ranking gives what the rules give written out hit by hit."""
+    rng = np.random.default_rng(seed)
+    hits = []
+    for start in range(0, 60, 3):
+        window = sl.QueryWindow(start, float(rng.choice([0.75, 1.0, 1.33])), np.zeros(2), float(rng.integers(12)))
+        k = int(rng.integers(1, 12))
+        sims = np.sort(rng.integers(2, 8, k) / 8.0)[::-1].astype(np.float32)
+        hits.append((window, rng.integers(0, 6, k), rng.integers(0, 90, k), sims,
+                     rng.integers(0, 12, k).astype(np.float32)))
+    got = [(c.row, c.votes, c.song_start, c.scale, c.key_semitones) for c in sl.rank(hits, 4)]
+    assert got == reference_rank(hits, 4)
 
 
 def ranked(*scores, votes=None):

@@ -120,53 +120,61 @@ def align(query: np.ndarray | list[np.ndarray], stretches: list[np.ndarray], key
                            ).astype(np.int16)
 
     penalty = np.float32(config.step_penalty)
+    # D[i], D[i-1], D[i-2] and the song frame where each cell's path starts, in rotating
+    # buffers with two "before the stretch" columns in front (infinite cost), so that the
+    # steps from one or two song frames back are views, not copies
+    d_rows = [np.full((*shape[:2], m + 2), _INF, np.float32) for _ in range(3)]
+    frame_type = np.int16 if m < 2 ** 15 else np.int32  # song frames: the narrower, the faster
+    start_rows = [np.zeros((*shape[:2], m + 2), frame_type) for _ in range(3)]
     cost_prev = np.zeros(shape, dtype=np.float32)
-    d_prev2 = np.full(shape, _INF, dtype=np.float32)  # D[i-2]; row -1 is "before the start"
-    d_prev = np.full(shape, _INF, dtype=np.float32)
-    start_prev2 = np.zeros(shape, dtype=np.int32)
-    start_prev = np.zeros(shape, dtype=np.int32)
+    skip, double = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    take_skip, take_double = np.empty(shape, bool), np.empty(shape, bool)
+    shift = np.empty(shape, frame_type)
     final_d, final_start = np.empty(shape, np.float32), np.empty(shape, np.int32)  # at each query's last frame
-    columns = np.broadcast_to(np.arange(m, dtype=np.int32), shape)
+    columns = np.broadcast_to(np.arange(m, dtype=frame_type), shape)
     moves = np.zeros((n, *shape), dtype=np.int8) if with_path else None
-    # D[i-1] and D[i-2] shifted one or two song frames on (inf before the stretch), and the
-    # starts along them: reused buffers
-    diagonal, skip, double = (np.full(shape, _INF, np.float32) for _ in range(3))
-    start_diagonal, start_skip, start_double = (np.zeros(shape, np.int32) for _ in range(3))
+    # each candidate's costs under every query pitch that occurs, looked up once: a query
+    # frame then picks its plane (much cheaper than a table lookup per cell and frame)
+    steps_used, step_of = np.unique(query_steps, return_inverse=True)
+    planes = np.empty((n_cand, steps_used.size, *shape[1:]), np.float32)
+    for c in range(n_cand):  # one candidate at a time: no index array of the planes' size
+        planes[c] = table[base[c] + steps_used[:, None, None]]
+    step_of = step_of.reshape(n_cand, n)
+    cand = np.arange(n_cand)
     for i in range(n):
-        cost = table[base + query_steps[:, i, None, None]]
+        cost = planes[cand, step_of[:, i]]
+        d_row, d_prev, d_prev2 = d_rows[i % 3], d_rows[(i - 1) % 3], d_rows[(i - 2) % 3]
+        s_row, s_prev, s_prev2 = start_rows[i % 3], start_rows[(i - 1) % 3], start_rows[(i - 2) % 3]
+        d, start = d_row[..., 2:], s_row[..., 2:]
         if i == 0:
-            d, start = cost.copy(), columns.copy()
-            choice = np.zeros(shape, dtype=np.int8)
+            d[...] = cost
+            start[...] = columns
         else:
-            diagonal[..., 1:] = d_prev[..., :-1]
-            skip[..., 2:] = d_prev[..., :-2]
-            skip[..., 2:] += penalty
-            start_diagonal[..., 1:] = start_prev[..., :-1]
-            start_skip[..., 2:] = start_prev[..., :-2]
-            if i >= 2:
-                double[..., 1:] = d_prev2[..., :-1]
-                double[..., 0] = _INF
-                start_double[..., 1:] = start_prev2[..., :-1]
-            else:
-                double[...] = 0.0
-                start_double[...] = columns
-            double += cost_prev
+            diagonal = d_prev[..., 1:-1]  # from (i-1, j-1)
+            np.add(d_prev[..., :-2], penalty, out=skip)  # from (i-1, j-2)
+            if i >= 2:  # from (i-2, j-1), query frames i-1 and i both on song frame j
+                np.add(d_prev2[..., 1:-1], cost_prev, out=double)
+            else:  # row -1 is "before the start": free, and the path starts at j
+                double[...] = cost_prev
             double += penalty
-            take_skip = skip < diagonal
-            d = np.minimum(skip, diagonal)
-            start = np.where(take_skip, start_skip, start_diagonal)
-            take_double = double < d
+            np.less(skip, diagonal, out=take_skip)
+            np.minimum(skip, diagonal, out=d)
+            np.less(double, d, out=take_double)
             np.minimum(double, d, out=d)
             d += cost
-            np.copyto(start, start_double, where=take_double)
+            # the start along the chosen step, by arithmetic (masked copies cost several times more)
+            np.subtract(s_prev[..., :-2], s_prev[..., 1:-1], out=shift)
+            np.multiply(shift, take_skip, out=shift)
+            np.add(s_prev[..., 1:-1], shift, out=start)
+            np.subtract(s_prev2[..., 1:-1] if i >= 2 else columns, start, out=shift)
+            np.multiply(shift, take_double, out=shift)
+            start += shift
             if moves is not None:
-                choice = np.where(take_double, 2, take_skip.astype(np.int8)).astype(np.int8)
-        if moves is not None:
-            moves[i] = choice
+                moves[i] = np.where(take_double, 2, take_skip.astype(np.int8))
         ending = lengths == i + 1
-        final_d[ending], final_start[ending] = d[ending], start[ending]
-        d_prev2, d_prev, cost_prev = d_prev, d, cost
-        start_prev2, start_prev = start_prev, start
+        if ending.any():
+            final_d[ending], final_start[ending] = d[ending], start[ending]
+        cost_prev = cost
     flat = final_d.reshape(n_cand, -1)
     best = flat.argmin(axis=1)
     results = []

@@ -168,13 +168,13 @@ class Catalogue:
             return [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32),
                      np.zeros(0, np.float32)) for _ in range(vectors.shape[0])]
         items, sims = self._index.search(vectors, neighbours, self.config.n_probe(self._index.n_lists))
-        found = []
-        for item, sim in zip(items, sims):
-            kept = item >= 0
-            window = self._windows[item[kept]].reshape(-1, 3)
-            found.append((window[:, 0].astype(np.int64), window[:, 1].astype(np.int64),
-                          sim[kept].astype(np.float32), np.asarray(window[:, 2], np.float32)))
-        return found
+        kept = items >= 0  # fewer than `neighbours` found: -1
+        window = self._windows[np.where(kept, items, 0).reshape(-1)].reshape(*items.shape, 3)
+        rows, starts = window[..., 0].astype(np.int64), window[..., 1].astype(np.int64)
+        sims, keys = np.asarray(sims, np.float32), np.asarray(window[..., 2], np.float32)
+        if kept.all():  # the usual case: each vector's rows as views
+            return list(zip(rows, starts, sims, keys))
+        return [(r[k], s[k], m[k], y[k]) for r, s, m, y, k in zip(rows, starts, sims, keys, kept)]
 
 
 def open_model(path: Path, sha256: str, frontend: FrontendConfig, num_threads: int | None = None) -> MelodyModel:

@@ -51,7 +51,7 @@ class RecognizerConfig:
             catalogue's model (`Catalogue.matcher`).
         max_query_seconds: the longest recording `hum-search identify` reads: the
             alignment's time grows with the square of the query's length (a minute takes
-            about 2 s and 270 MB with the shipped catalogue, two minutes 6 s).
+            about 1.3 s and 160 MB with the shipped catalogue).
     """
 
     step_frames: int = 50

@@ -165,13 +165,16 @@ def rank(hits: list[tuple[QueryWindow, np.ndarray, np.ndarray, np.ndarray, np.nd
     if not hits:
         return []
     # one entry per neighbour, in the order the windows found them (ties go to the first)
-    window = np.concatenate([np.full(h[1].size, i, dtype=np.int64) for i, h in enumerate(hits)])
-    rows = np.concatenate([np.asarray(h[1], dtype=np.int64) for h in hits])
-    song_start = np.concatenate([np.asarray(h[2], dtype=np.float64) - h[0].start / h[0].scale for h in hits])
-    sims = np.concatenate([np.asarray(h[3], dtype=np.float64) for h in hits])
-    vote = sims - np.concatenate([np.full(h[3].size, float(h[3][-1])) for h in hits])  # above chance
-    scale = np.concatenate([np.full(h[1].size, h[0].scale) for h in hits])
-    key = np.concatenate([np.mod(np.asarray(h[4], dtype=np.float64) - h[0].key, 12.0) for h in hits])
+    sizes = np.array([h[3].size for h in hits])
+    window = np.repeat(np.arange(len(hits)), sizes)
+    rows = np.concatenate([h[1] for h in hits]).astype(np.int64)
+    song_start = (np.concatenate([h[2] for h in hits]).astype(np.float64)
+                  - np.repeat([h[0].start / h[0].scale for h in hits], sizes))
+    sims = np.concatenate([h[3] for h in hits]).astype(np.float64)
+    vote = sims - np.repeat([float(h[3][-1]) for h in hits], sizes)  # above chance
+    scale = np.repeat([h[0].scale for h in hits], sizes)
+    key = np.mod(np.concatenate([h[4] for h in hits]).astype(np.float64)
+                 - np.repeat([h[0].key for h in hits], sizes), 12.0)
     bucket = np.floor(song_start / bucket_frames).astype(np.int64)
     # slot = (song, bucket) as one integer; room for the buckets either side within a song
     low, span = bucket.min() - 1, bucket.max() - bucket.min() + 3
@@ -192,13 +195,18 @@ def rank(hits: list[tuple[QueryWindow, np.ndarray, np.ndarray, np.ndarray, np.nd
     around = total_at(slots - 1) + totals + total_at(slots + 1)
     # per song its best slot (the first seen among equals), songs by votes (first seen first)
     slot_rows = slots // span
-    by_song = np.lexsort((first_hit, -around, slot_rows))
     song_starts = np.flatnonzero(np.r_[True, np.diff(slot_rows) != 0])  # slots sort by song
-    chosen = by_song[song_starts]
+    per_song = np.diff(np.r_[song_starts, slots.size])
+    best = around == np.repeat(np.maximum.reduceat(around, song_starts), per_song)
+    earliest = np.minimum.reduceat(np.where(best, first_hit, code.size), song_starts)
+    chosen = np.flatnonzero(best & (first_hit == np.repeat(earliest, per_song)))  # one per song
     song_first_hit = np.minimum.reduceat(first_hit, song_starts)
     ranked = chosen[np.lexsort((song_first_hit, -around[chosen]))][:n_candidates]
-    # each chosen slot is placed by its most similar hit (the first seen among equals)
-    by_sim = np.lexsort((np.arange(sims.size), -sims, slot_of))
-    placed = by_sim[np.r_[True, np.diff(slot_of[by_sim]) != 0]]  # per slot, in slot order
+    # each chosen slot is placed by its most similar hit (the first seen among equals);
+    # `order` lists each slot's hits together, in the order they were found
+    slot_bounds = np.flatnonzero(np.r_[True, np.diff(slot_of[order]) != 0])
+    per_slot = np.diff(np.r_[slot_bounds, order.size])
+    top = sims[order] == np.repeat(np.maximum.reduceat(sims[order], slot_bounds), per_slot)
+    placed = order[np.minimum.reduceat(np.where(top, np.arange(order.size), order.size), slot_bounds)]
     return [Candidate(int(slot_rows[k]), float(around[k]), float(song_start[placed[k]]),
                       float(scale[placed[k]]), float(key[placed[k]])) for k in ranked]

@@ -126,7 +126,6 @@ def align(query: np.ndarray | list[np.ndarray], stretches: list[np.ndarray], key
     d_rows = [np.full((*shape[:2], m + 2), _INF, np.float32) for _ in range(3)]
     frame_type = np.int16 if m < 2 ** 15 else np.int32  # song frames: the narrower, the faster
     start_rows = [np.zeros((*shape[:2], m + 2), frame_type) for _ in range(3)]
-    cost_prev = np.zeros(shape, dtype=np.float32)
     skip, double = np.empty(shape, np.float32), np.empty(shape, np.float32)
     take_skip, take_double = np.empty(shape, bool), np.empty(shape, bool)
     shift = np.empty(shape, frame_type)

@@ -196,17 +196,22 @@ def rank(hits: list[tuple[QueryWindow, np.ndarray, np.ndarray, np.ndarray, np.nd
     # per song its best slot (the first seen among equals), songs by votes (first seen first)
     slot_rows = slots // span
     song_starts = np.flatnonzero(np.r_[True, np.diff(slot_rows) != 0])  # slots sort by song
-    per_song = np.diff(np.r_[song_starts, slots.size])
-    best = around == np.repeat(np.maximum.reduceat(around, song_starts), per_song)
-    earliest = np.minimum.reduceat(np.where(best, first_hit, code.size), song_starts)
-    chosen = np.flatnonzero(best & (first_hit == np.repeat(earliest, per_song)))  # one per song
+    chosen = _first_of_best(around, first_hit, song_starts)
     song_first_hit = np.minimum.reduceat(first_hit, song_starts)
     ranked = chosen[np.lexsort((song_first_hit, -around[chosen]))][:n_candidates]
     # each chosen slot is placed by its most similar hit (the first seen among equals);
     # `order` lists each slot's hits together, in the order they were found
     slot_bounds = np.flatnonzero(np.r_[True, np.diff(slot_of[order]) != 0])
-    per_slot = np.diff(np.r_[slot_bounds, order.size])
-    top = sims[order] == np.repeat(np.maximum.reduceat(sims[order], slot_bounds), per_slot)
-    placed = order[np.minimum.reduceat(np.where(top, np.arange(order.size), order.size), slot_bounds)]
+    placed = order[_first_of_best(sims[order], np.arange(order.size), slot_bounds)]
     return [Candidate(int(slot_rows[k]), float(around[k]), float(song_start[placed[k]]),
                       float(scale[placed[k]]), float(key[placed[k]])) for k in ranked]
+
+
+def _first_of_best(values: np.ndarray, ties: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """int64 (len(starts),): for each segment of `values` (split at the sorted `starts`),
+    the index of its highest value; among equals, the one with the smallest tie (`ties`:
+    distinct, one per value)."""
+    counts = np.diff(np.r_[starts, values.size])
+    best = values == np.repeat(np.maximum.reduceat(values, starts), counts)
+    earliest = np.minimum.reduceat(np.where(best, ties, ties.max() + 1), starts)
+    return np.flatnonzero(best & (ties == np.repeat(earliest, counts)))
